@@ -1,0 +1,42 @@
+# emotrack: `make demo` runs the whole pipeline on a synthetic corpus; `make test` runs the tests.
+# Both create .venv with the pinned dependencies (requirements.txt) when it is missing.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements-installed
+DEMO := demo
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: venv install demo test test-slow test-all bench clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3 setuptools==84.2.1 wheel==0.48.0
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# A non-editable install of the working tree, refreshed every time (a few seconds).
+install: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+	rm -rf build
+
+demo: install
+	$(BIN)/emotrack synth --out $(DEMO)/corpus --sessions 12 --seconds 40 --seed 0
+	$(BIN)/emotrack preprocess --spec generic --root $(DEMO)/corpus --out $(DEMO)/tfr
+	$(BIN)/emotrack train huang2018-convlstm --data $(DEMO)/tfr --out $(DEMO)/runs/huang2018-convlstm --overwrite
+	$(BIN)/emotrack evaluate $(DEMO)/runs/huang2018-convlstm
+
+test: install
+	$(BIN)/pytest -q
+
+test-slow: install
+	$(BIN)/pytest -q -m slow
+
+test-all: install
+	$(BIN)/pytest -q -m "slow or not slow"
+
+clean:
+	rm -rf build *.egg-info $(DEMO)

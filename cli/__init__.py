@@ -1,0 +1,30 @@
+"""The ``emotrack`` command line: thin Click commands, each calling one library function."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .evaluate import evaluate
+from .preprocess import preprocess
+from .synth import synth
+from .train import train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="emotrack")
+def main() -> None:
+    """emotrack: continuous emotion recognition (arousal, valence) from face video.
+
+    \b
+    emotrack synth --out corpus                                   # a synthetic corpus
+    emotrack preprocess --spec generic --root corpus --out tfr    # faces -> TFRecords
+    emotrack train huang2018-convlstm --data tfr --out runs/a     # -> run folder
+    emotrack evaluate runs/a                                      # CCC report + plot
+    """
+
+
+main.add_command(synth)
+main.add_command(preprocess)
+main.add_command(train)
+main.add_command(evaluate)

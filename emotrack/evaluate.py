@@ -1,0 +1,128 @@
+"""Evaluation of a run folder: whole sessions through the model, metrics, a report and a plot.
+
+Writes ``report.json`` (metrics per partition and per session, with the metric options that
+produced them) and ``plot_<session>.png`` (prediction against the gold standard for the first test
+session, as Huang et al. 2018 Fig. 5) into the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import delay_frames, session_arrays
+from .metrics import ccc, compute_metrics
+from .train import load_run_config
+
+REPORT = "report.json"
+
+
+def predict_session(model, frames: np.ndarray, chunk: int, factor: int = 1) -> np.ndarray:
+    """Per-frame predictions for a whole session.
+
+    Args:
+        frames: uint8 (T, H, W, C).
+        chunk: frames per forward pass (bounds memory); rounded down to a multiple of ``factor``.
+        factor: the model's temporal reduction; the tail is padded by repeating the last frame.
+    Returns:
+        float32 (T, outputs).
+    """
+    t = len(frames)
+    chunk = max(factor, chunk - chunk % factor)
+    outs = []
+    for start in range(0, t, chunk):
+        part = frames[start:start + chunk].astype(np.float32)
+        n = len(part)
+        pad = (-n) % factor
+        if pad:
+            part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
+        outs.append(np.asarray(model(part[None], training=False))[0, :n])
+    return np.concatenate(outs).astype(np.float32)
+
+
+def undo_label_delay(pred: np.ndarray, frames: int) -> np.ndarray:
+    """Move predictions ``frames`` later in time, to compare them with ratings that lag the face
+    (the first value is held at the start)."""
+    if frames <= 0:
+        return pred
+    frames = min(frames, len(pred))
+    return np.concatenate([np.repeat(pred[:1], frames, axis=0), pred[: len(pred) - frames]])
+
+
+def _plot(path: Path, session: dict[str, Any], gold: np.ndarray, pred: np.ndarray, targets: list[str],
+          scores: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(targets), 1, figsize=(10, 2.6 * len(targets)), sharex=True)
+    for ax, name, k in zip(np.atleast_1d(axes), targets, range(len(targets))):
+        ax.plot(session["time"], gold[:, k], label="gold standard", color="tab:blue")
+        ax.plot(session["time"], pred[:, k], label="prediction", color="tab:red")
+        ax.set_ylabel(name)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_title(f"{session['session']} {name}: CCC {scores[name]:.3f}", fontsize=9)
+        ax.legend(loc="upper right", fontsize=8)
+    np.atleast_1d(axes)[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoint: str = "best.keras",
+             aggregation: str = "concat") -> dict[str, Any]:
+    """Evaluate a run on whole sessions of its data and write the report.
+
+    Returns:
+        the report dict (also written to ``run_dir/report.json``).
+    """
+    import keras
+
+    from .models.huang2018 import temporal_factor
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    model_path = run_dir / checkpoint
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} does not exist; has `emotrack train` finished for {run_dir}?")
+    model = keras.models.load_model(model_path, compile=False)
+    targets = config["targets"]
+    partitions = partitions or config["evaluate"]["partitions"]
+    pooling = config["model"]["options"].get("pooling", "original")
+    factor = temporal_factor(pooling) if config["model"]["name"].startswith("huang2018") else 1
+    report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"],
+                              "checkpoint": checkpoint, "targets": targets, "partitions": {}}
+    target_idx = [config["data"]["dimensions"].index(d) for d in targets]
+    plotted = None
+    for partition in partitions:
+        sessions = session_arrays(config["data"]["dir"], partition)
+        golds, preds, masks, per_session = [], [], [], {}
+        for s in sessions:
+            pred = predict_session(model, s["frames"], config["evaluate"].get("chunk", 600), factor)
+            shift = delay_frames(config["data"].get("label_delay_s", 0.0), float(s["fps"]))
+            pred = undo_label_delay(pred, shift)
+            gold = s["ratings"][:, target_idx]
+            mask = s["face_present"].astype(bool)
+            golds.append(gold)
+            preds.append(pred)
+            masks.append(mask)
+            per_session[s["session"]] = {name: float(ccc(gold[:, k], pred[:, k], mask=mask))
+                                         for k, name in enumerate(targets)}
+            if partition == "test" and plotted is None:
+                plotted = run_dir / f"plot_{s['session']}.png"
+                _plot(plotted, s, gold, pred, targets, per_session[s["session"]])
+        metrics = compute_metrics(golds, preds, masks, dimensions=targets, aggregation=aggregation)
+        report["partitions"][partition] = {"metrics": metrics, "sessions": per_session,
+                                           "num_sessions": len(sessions)}
+    report["plot"] = str(plotted) if plotted else None
+    tmp = run_dir / (REPORT + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, run_dir / REPORT)
+    return report

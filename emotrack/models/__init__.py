@@ -1,0 +1,42 @@
+"""The model registry: every architecture is looked up by name and built from keyword options.
+
+>>> from emotrack.models import build_model, list_models
+>>> model = build_model("huang2018-convlstm", filters=(4, 4, 4, 4), dense_units=8)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+_REGISTRY: dict[str, Callable[..., keras.Model]] = {}
+
+
+def register(name: str):
+    """Decorator: register a builder ``fn(**options) -> keras.Model`` under ``name``."""
+
+    def wrap(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, **options) -> keras.Model:
+    """Build the registered model ``name`` with ``options`` (the builder's keyword arguments)."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**options)
+
+
+def _load_builtin() -> None:
+    from . import huang2018  # noqa: F401  (registers on import)

@@ -1,0 +1,88 @@
+"""Video decoding with PyAV (FFmpeg's libraries, shipped in the ``av`` wheel)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+class VideoError(RuntimeError):
+    """A video file that is missing, unreadable or holds no video frames."""
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise VideoError(f"video {path} does not exist; check the spec's video.path and --root")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoError(f"video {path} cannot be read ({err}); re-encode it, e.g. "
+                         f"`ffmpeg -i {path.name} -c:v libx264 out.mp4`") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path} holds no video stream")
+    return container
+
+
+def video_fps(path: str | Path) -> float:
+    """The average frame rate the container declares for its first video stream."""
+    container = _open(Path(path))
+    try:
+        rate = container.streams.video[0].average_rate
+        return float(rate) if rate else 0.0
+    finally:
+        container.close()
+
+
+def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
+    """Decode a video frame by frame.
+
+    Yields:
+        (time in seconds, RGB frame uint8 (H, W, 3)), in presentation order.
+
+    Raises:
+        VideoError: naming the file, when it cannot be opened or decoding fails part-way.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate) if stream.average_rate else None
+        index = 0
+        for frame in container.decode(stream):
+            if frame.pts is not None and frame.time is not None:
+                t = float(frame.time)
+            elif rate:
+                t = index / rate
+            else:
+                raise VideoError(f"{path}: frames carry no time stamps and no frame rate is declared")
+            yield t, frame.to_ndarray(format="rgb24")
+            index += 1
+    except av.error.FFmpegError as err:
+        raise VideoError(f"video {path} could not be decoded ({err}); the file may be truncated") from err
+    finally:
+        container.close()
+
+
+def read_video(path: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decode a whole video into memory.
+
+    Returns:
+        frames uint8 (N, H, W, 3), times float64 (N,) in seconds starting at 0, fps.
+    """
+    times, frames = [], []
+    for t, frame in iter_frames(path):
+        times.append(t)
+        frames.append(frame)
+    if not frames:
+        raise VideoError(f"video {path} holds no decodable frames")
+    times_arr = np.asarray(times, dtype=np.float64)
+    times_arr -= times_arr[0]
+    return np.stack(frames), times_arr, video_fps(path)
