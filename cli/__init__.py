@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import click
+
+# TensorFlow's C++ start-up chatter hides the command's own output; users can still set it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .. import __version__
 from .evaluate import evaluate
