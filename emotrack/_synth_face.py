@@ -55,17 +55,27 @@ _BROW_RAISE = 8.0
 _EYE_MAGNIFY = 0.6  # eye region is stretched vertically by exp(0.6 * arousal): x0.55 .. x1.82
 _LID_DROP = 7.0
 
-# The cut-out of head and shoulders, photograph coordinates. The photo is padded sideways by repeating its
-# edge columns (dark uniform at shoulder height), so shoulders reach the frame borders at any position.
-_CROP_X = (25, 500)
+# The cut-out of head and shoulders: a polygon traced by hand on a 2x enlargement of the photograph with a
+# 10-pixel grid (photograph coordinates). The photo is padded sideways by repeating its edge columns (dark
+# uniform from y = 380 on the left and 420 on the right; the silhouette stays below that), so the shoulders reach the frame borders wherever the face is placed.
+_CROP_X = (30, 500)
 _PAD_X = 260
-_HEAD_ELLIPSE = ((262.0, 192.0), (116.0, 172.0))  # centre, radii: cap, hair, face and neck
-_BUST_POLYGON = np.array(
-    [[190.0, 300.0], [340.0, 300.0], [420.0, 360.0], [500.0, 405.0], [500.0 + _PAD_X, 490.0],
-     [500.0 + _PAD_X, 600.0], [25.0 - _PAD_X, 600.0], [25.0 - _PAD_X, 490.0], [40.0, 405.0], [110.0, 360.0]]
+_SILHOUETTE = np.array(
+    [[265.0, 20.0], [310.0, 28.0], [345.0, 55.0], [362.0, 80.0], [372.0, 100.0], [374.0, 150.0],
+     [376.0, 210.0], [368.0, 265.0], [352.0, 300.0], [338.0, 325.0], [400.0, 352.0], [450.0, 372.0],
+     [500.0, 425.0], [500.0 + _PAD_X, 500.0], [500.0 + _PAD_X, 600.0], [30.0 - _PAD_X, 600.0],
+     [30.0 - _PAD_X, 480.0], [30.0, 400.0], [100.0, 372.0], [160.0, 350.0], [195.0, 330.0],
+     [178.0, 290.0], [162.0, 250.0], [155.0, 205.0], [150.0, 150.0], [152.0, 110.0], [168.0, 75.0],
+     [200.0, 45.0], [230.0, 28.0]]
 )
-_SKIN_ELLIPSE = ((266.0, 230.0), (93.0, 112.0))  # face and ears
-_NECK_BOX = ((212.0, 290.0), (322.0, 362.0))  # top-left, bottom-right
+# Skin is what is reddish (red minus blue) inside the face-and-ears ellipse or the neck box; that leaves
+# the white collar, the gray hair and the cap to the other colourings. Below _CLOTHES_Y is the uniform.
+_SKIN_ELLIPSE = ((266.0, 230.0), (93.0, 112.0))
+_NECK_BOX = ((200.0, 290.0), (335.0, 420.0))  # top-left, bottom-right
+_CLOTHES_Y = 345.0
+# Hair colours as RGB gains on the gray hair: gray, dark brown, black, blond, auburn.
+_HAIR_TINTS = np.array([[1.0, 1.0, 1.0], [0.5, 0.38, 0.3], [0.28, 0.27, 0.3], [1.05, 0.88, 0.6],
+                        [0.8, 0.48, 0.32]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +92,8 @@ class SubjectLook:
     shear: float  # horizontal shear of the head (x += shear * y)
     skin_gain: tuple[float, float, float]  # RGB gains applied to the skin
     skin_gamma: float
-    clothes_hue: float  # hue rotation of hair, cap and uniform, radians
+    hair_tint: tuple[float, float, float]  # RGB gains on the gray hair (and cap)
+    clothes_hue: float  # hue rotation of the uniform, radians
     clothes_gain: float
     background: tuple  # (colour_a, colour_b, angle, texture_amplitude, texture_scale, stripe_period,
     #                     stripe_amplitude, texture_seed)
@@ -117,6 +128,7 @@ def sample_subject_look(rng: np.random.Generator) -> SubjectLook:
         shear=float(rng.uniform(-0.1, 0.1)),
         skin_gain=tuple(float(g) for g in gain),
         skin_gamma=float(rng.uniform(0.85, 1.2)),
+        hair_tint=tuple(float(g) for g in _HAIR_TINTS[rng.integers(len(_HAIR_TINTS))]),
         clothes_hue=float(rng.uniform(0, 2 * np.pi)),
         clothes_gain=float(rng.uniform(0.6, 1.4)),
         background=background,
@@ -129,12 +141,13 @@ def sample_subject_look(rng: np.random.Generator) -> SubjectLook:
 
 
 @functools.lru_cache(maxsize=1)
-def _portrait() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The padded portrait crop with its cut-out and skin masks.
+def _portrait() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The padded portrait crop with its cut-out, skin and clothes masks.
 
     Returns:
-        rgb: (600, W, 3) float32 in [0, 1]; alpha and skin: (600, W) float32 in [0, 1]. Column 0 is
-        photograph x = _CROP_X[0] - _PAD_X.
+        rgb: (600, W, 3) float32 in [0, 1]; alpha, skin, clothes: (600, W) float32 in [0, 1] (skin and
+        clothes do not overlap; what is neither is hair and cap). Column 0 is photograph
+        x = _CROP_X[0] - _PAD_X.
     """
     import matplotlib.cbook
     from PIL import Image
@@ -152,13 +165,13 @@ def _portrait() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         (cx, cy), (rx, ry) = spec
         return ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 <= 1.0
 
-    head = ellipse(_HEAD_ELLIPSE)
-    bust = _inside_polygon(xs, ys, _BUST_POLYGON)
-    alpha = ndimage.gaussian_filter((head | bust).astype(np.float32), 4.0)
+    alpha = ndimage.gaussian_filter(_inside_polygon(xs, ys, _SILHOUETTE).astype(np.float32), 2.5)
     (nx0, ny0), (nx1, ny1) = _NECK_BOX
-    neck = (xs >= nx0) & (xs <= nx1) & (ys >= ny0) & (ys <= ny1)
-    skin = ndimage.gaussian_filter((ellipse(_SKIN_ELLIPSE) | neck).astype(np.float32), 8.0)
-    return rgb, alpha, skin
+    region = ellipse(_SKIN_ELLIPSE) | ((xs >= nx0) & (xs <= nx1) & (ys >= ny0) & (ys <= ny1))
+    reddish = np.clip((rgb[..., 0] - rgb[..., 2] - 0.06) / 0.12, 0.0, 1.0)
+    skin = ndimage.gaussian_filter(region * reddish, 3.0)
+    clothes = ndimage.gaussian_filter((ys > _CLOTHES_Y).astype(np.float32), 3.0) * (1 - skin)
+    return rgb, alpha, skin, clothes
 
 
 def _inside_polygon(xs: np.ndarray, ys: np.ndarray, poly: np.ndarray) -> np.ndarray:
@@ -209,13 +222,15 @@ class FaceRenderer:
         from PIL import Image
 
         self.look, self.width, self.height = look, width, height
-        rgb, alpha, skin = _portrait()
+        rgb, alpha, skin, clothes = _portrait()
         if look.flip:
-            rgb, alpha, skin = rgb[:, ::-1], alpha[:, ::-1], skin[:, ::-1]
-        # Skin and the rest (hair, cap, uniform) get different colour transforms.
-        skin_rgb = np.clip(rgb, 0, 1) ** look.skin_gamma * np.asarray(look.skin_gain, np.float32)
-        rest_rgb = np.clip(rgb @ _hue_rotation(look.clothes_hue).T.astype(np.float32), 0, 1) * look.clothes_gain
-        rgb = skin[..., None] * skin_rgb + (1 - skin[..., None]) * rest_rgb
+            rgb, alpha, skin, clothes = (a[:, ::-1] for a in (rgb, alpha, skin, clothes))
+        # Skin, clothes, and hair with the cap each get their own colour transform.
+        skin_rgb = rgb ** look.skin_gamma * np.asarray(look.skin_gain, np.float32)
+        clothes_rgb = np.clip(rgb @ _hue_rotation(look.clothes_hue).T.astype(np.float32), 0, 1) * look.clothes_gain
+        hair_rgb = rgb * np.asarray(look.hair_tint, np.float32)
+        skin, clothes = skin[..., None], clothes[..., None]
+        rgb = skin * skin_rgb + clothes * clothes_rgb + (1 - skin - clothes) * hair_rgb
         # The lighting gamma is applied here and to the background rather than to every frame (pow is
         # the costliest step otherwise); it differs from gamma-after-blending only in the blended seam.
         rgb = np.clip(rgb, 0, 1) ** look.light_gamma

@@ -143,12 +143,10 @@ def ccc_loss(y_true, y_pred, mask=None, per_sequence: bool = False, unbiased: bo
 
 
 def _combined_mask(sample_weight, keras_mask):
-    if keras_mask is None:
-        return sample_weight
-    keras_mask = ops.cast(keras_mask, "float32")
-    if sample_weight is None:
-        return keras_mask
-    return ops.cast(sample_weight, "float32") * keras_mask
+    """The frame mask: ``sample_weight`` times the Keras mask carried by ``y_pred``, either may be None."""
+    if keras_mask is None or sample_weight is None:
+        return sample_weight if keras_mask is None else keras_mask
+    return ops.cast(sample_weight, keras.backend.floatx()) * ops.cast(keras_mask, keras.backend.floatx())
 
 
 @keras.saving.register_keras_serializable(package="emotrack")
@@ -197,7 +195,9 @@ class StreamingCCC(keras.metrics.Metric):
         num_dimensions: D, the last axis of y_true/y_pred ((batch, time, D) or (batch, D)).
         dimension: index of the dimension to report, or None for the mean over dimensions.
         unbiased: N - 1 instead of N in variances and covariance.
-    ``sample_weight`` (batch, time) is a frame mask: zeros leave frames out.
+    ``sample_weight`` (batch, time) is a frame mask: zeros leave frames out. Keras hands
+    ``sample_weight`` only to ``compile(weighted_metrics=[...])``, so pass it there when frames are
+    masked.
     """
 
     def __init__(self, num_dimensions: int = 2, dimension: int | None = None, unbiased: bool = False,

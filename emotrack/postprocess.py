@@ -14,7 +14,8 @@ Assumed where the paper is silent:
 
 - The median window grid is ``DEFAULT_MEDIAN_WINDOWS_S`` (17 values from 0.4 s to 20 s); a window of
   w seconds is ``round(w * rate_hz)`` frames made odd (a centred window), filtered with
-  ``scipy.ndimage.median_filter(mode="nearest")`` per session, so edges repeat the first/last value.
+  ``scipy.ndimage.median_filter(mode="mirror")`` per session: the signal is reflected about its end
+  frames, so a spike on the first or last frame is not copied into the padding.
 - Bias and standard deviations are taken over all valid devel frames pooled; the standard
   deviations are population ones. Scaling is about the devel mean of the prediction, so it changes
   the spread and not the mean (centring is the step that moves the mean).
@@ -31,8 +32,9 @@ Variant ``"teixeira2021"`` (Teixeira et al. 2021, Sec. 3.4; teixeira2021_cnnlstm
   The training predictions first pass through the steps kept before it.
 - Time delay, Eq. 3: ``y_td(f) = y'(f + t)``, t an integer in [-10, 10] frames, chosen on devel.
 - The paper does not say how steps are selected; as in the Tzirakis chain a step is kept only when
-  it raises the devel CCC (``keep_only_if_better``). Both need the training partition's gold
-  standard and predictions (``train_golds``, ``train_preds``), which are statistics, not test data.
+  it raises the devel CCC (``keep_only_if_better``). Eq. 1 needs the training labels
+  (``train_golds``) and Eq. 2 also the training predictions (``train_preds``): training-set
+  statistics, never test data.
 
 Time shifts everywhere follow one convention, ``shift_prediction(x, k)[f] = x[f - k]`` (k > 0 moves
 the prediction later), padding with the first or last value. Masks select the frames that count in
@@ -76,10 +78,10 @@ DEFAULT_DELAY_RANGE = (-10, 10)
 
 
 def median_filter(x: np.ndarray, window_frames: int) -> np.ndarray:
-    """Median filter along time (axis 0) of a (T,) or (T, D) array, edges repeating the end values."""
+    """Median filter along time (axis 0) of a (T,) or (T, D) array, the signal mirrored at its ends."""
     x = np.asarray(x, dtype=np.float64)
     size = (int(window_frames),) + (1,) * (x.ndim - 1)
-    return ndimage.median_filter(x, size=size, mode="nearest")
+    return ndimage.median_filter(x, size=size, mode="mirror")
 
 
 def shift_prediction(x: np.ndarray, frames: int) -> np.ndarray:

@@ -79,6 +79,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     import keras
     import tensorflow as tf
 
+    from .losses import StreamingCCC
     from .models import build_model
 
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir)
@@ -118,7 +119,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
 
     model = build_model(model_cfg["name"], **model_cfg["options"])
     model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
-                  loss=make_loss(train_cfg["loss"]))
+                  loss=make_loss(train_cfg["loss"]),
+                  weighted_metrics=[StreamingCCC(num_dimensions=2, name="ccc")])
     callbacks = [
         keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_loss", save_best_only=True),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv")),

@@ -1,0 +1,30 @@
+"""Shared fixtures: one tiny synthetic corpus and its preprocessed TFRecords per test session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+TINY_CORPUS = dict(sessions=3, seconds=4.0, fps=10.0, seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A 3-session, 4-second synthetic corpus in the generic layout (train, devel, test)."""
+    from emotrack.synth import synthesize_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    synthesize_corpus(root, progress=False, **TINY_CORPUS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_tfr(tiny_corpus, tmp_path_factory):
+    """The tiny corpus preprocessed (real MTCNN, 112x112 gray crops) into TFRecords."""
+    from emotrack.preprocess import preprocess_corpus
+
+    out = tmp_path_factory.mktemp("tfr")
+    report = preprocess_corpus("generic", tiny_corpus, out, progress=False)
+    assert report.ok, report.failed
+    return out

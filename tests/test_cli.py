@@ -1,0 +1,65 @@
+"""The command line: every command's --help, and one tiny run through all the stages."""
+
+import json
+import math
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from emotrack.cli import main
+
+COMMANDS = ["synth", "preprocess", "train", "evaluate"]
+
+
+def test_top_level_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output
+
+
+@pytest.mark.parametrize("name,option", [("synth", "--seed"), ("preprocess", "--spec"),
+                                         ("train", "--set"), ("evaluate", "--aggregation")])
+def test_command_help(name, option):
+    result = CliRunner().invoke(main, [name, "--help"])
+    assert result.exit_code == 0 and option in result.output and "Usage: main" not in result.output[:5]
+
+
+def test_train_rejects_missing_data_and_unknown_experiment(tmp_path):
+    result = CliRunner().invoke(main, ["train", "huang2018-convlstm", "--data", str(tmp_path), "--out",
+                                       str(tmp_path / "run")])
+    assert result.exit_code != 0 and "manifest.json does not exist" in result.output
+    result = CliRunner().invoke(main, ["train", "nope", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "unknown experiment 'nope'" in result.output
+
+
+def test_tiny_end_to_end_run_through_the_cli(tmp_path):
+    runner = CliRunner()
+    corpus, tfr, run = tmp_path / "corpus", tmp_path / "tfr", tmp_path / "run"
+    result = runner.invoke(main, ["synth", "--out", str(corpus), "--sessions", "3", "--seconds", "3",
+                                  "--seed", "11"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["preprocess", "--spec", "generic", "--root", str(corpus), "--out", str(tfr),
+                                  "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["train", "huang2018-convlstm", "--data", str(tfr), "--out", str(run),
+                                  "--seed", "5", "--set", "train.epochs=1", "--set", "data.window=10",
+                                  "--set", "data.hop=10", "--set", "data.label_delay_s=0.5",
+                                  "--set", "model.options.filters=[2, 2, 2, 2]",
+                                  "--set", "model.options.dense_units=4"])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["train"]["seed"] == 5 and config["train"]["epochs"] == 1
+    assert len(config["data"]["manifest_sha256"]) == 64
+    assert (run / "best.keras").is_file() and (run / "history.csv").is_file()
+    result = runner.invoke(main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "report.json").read_text())
+    for partition in ("devel", "test"):
+        for dim in ("arousal", "valence"):
+            assert math.isfinite(report["partitions"][partition]["metrics"][dim]["CCC"])
+    assert report["plot"] and (run / report["plot"].split("/")[-1]).is_file()
+    # A second train into the same folder must not clobber the run.
+    again = runner.invoke(main, ["train", "huang2018-convlstm", "--data", str(tfr), "--out", str(run)])
+    assert again.exit_code != 0 and "already holds a run" in again.output

@@ -1,0 +1,58 @@
+"""The model registry and Huang et al. 2018's networks: exact shapes, pooling variants, round trips."""
+
+import numpy as np
+import pytest
+
+from emotrack.models import build_model, list_models
+from emotrack.models.huang2018 import POOLING_VARIANTS, temporal_factor
+
+TINY = dict(filters=(2, 2, 2, 2), dense_units=4, input_shape=(None, 16, 16, 1))
+
+
+def test_registry_lists_and_rejects():
+    assert {"huang2018-convlstm", "huang2018-3dconvnet"} <= set(list_models())
+    with pytest.raises(KeyError, match="unknown model"):
+        build_model("no-such-model")
+
+
+@pytest.mark.parametrize("name", ["huang2018-convlstm", "huang2018-3dconvnet"])
+@pytest.mark.parametrize("pooling", sorted(POOLING_VARIANTS))
+def test_per_frame_output_for_every_pooling_variant(name, pooling):
+    model = build_model(name, pooling=pooling, **TINY)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 16, 1)).astype("float32")
+    assert tuple(model(x).shape) == (2, 16, 2)
+
+
+def test_layer_structure_follows_the_paper():
+    convlstm = build_model("huang2018-convlstm", **TINY)
+    kinds = [type(layer).__name__ for layer in convlstm.layers]
+    assert kinds.count("Conv3D") == 3 and kinds.count("ConvLSTM2D") == 1
+    assert kinds.count("MaxPooling3D") == 4 and kinds.count("Dense") == 2 and kinds.count("Dropout") == 1
+    assert convlstm.get_layer("dropout").rate == 0.5
+    convnet = build_model("huang2018-3dconvnet", **TINY)
+    assert [type(layer).__name__ for layer in convnet.layers].count("Conv3D") == 4
+    # Table 1: the spatial size is halved by every pooling layer: 16 -> 1.
+    assert convlstm.get_layer("pool4").output.shape[2:4] == (1, 1)
+
+
+def test_temporal_factor_from_table_1():
+    assert temporal_factor("original") == 1 and temporal_factor("temporal") == 1
+    assert temporal_factor("max") == 8 and temporal_factor("max_tp") == 4
+
+
+def test_time_pooled_predictions_are_repeated_back():
+    model = build_model("huang2018-convlstm", pooling="max", **TINY)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 16, 16, 16, 1)).astype("float32")
+    y = np.asarray(model(x))
+    # 16 frames pooled by 8 in time -> 2 predictions, each repeated 8 times.
+    assert np.allclose(y[0, :8], y[0, :1]) and np.allclose(y[0, 8:], y[0, 8:9])
+
+
+def test_keras_file_round_trip(tmp_path):
+    import keras
+
+    model = build_model("huang2018-convlstm", **TINY)
+    x = np.random.default_rng(2).uniform(0, 255, (1, 6, 16, 16, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-6, atol=1e-6)
