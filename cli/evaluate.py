@@ -9,17 +9,28 @@ import click
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--partition", "partitions", multiple=True, help="Partition(s) to evaluate (default: devel and test).")
 @click.option("--checkpoint", default="best.keras", show_default=True, help="Checkpoint file in the run folder.")
+@click.option("--postprocessing", type=click.Choice(["tzirakis2017", "teixeira2021", "none"]),
+              help="Post-processing chain fitted on devel (default: the run's config).")
 @click.option("--aggregation", type=click.Choice(["concat", "mean"]), default="concat", show_default=True,
               help="CCC over all sessions concatenated, or per session then averaged.")
-def evaluate(run_dir, partitions, checkpoint, aggregation):
-    """Evaluate RUN_DIR on whole sessions: CCC per dimension, report.json and a plot."""
+def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing):
+    """Evaluate RUN_DIR on whole sessions: CCC per dimension, report.json and a plot.
+
+    The post-processing chain is fitted on the devel partition only and applied unchanged to the
+    others; raw and post-processed numbers are reported side by side.
+    """
     from ..evaluate import evaluate as run_evaluation
 
     try:
-        report = run_evaluation(run_dir, list(partitions) or None, checkpoint, aggregation)
+        report = run_evaluation(run_dir, list(partitions) or None, checkpoint, aggregation, postprocessing)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
     for name, part in report["partitions"].items():
-        scores = "  ".join(f"{t} CCC {part['metrics'][t]['CCC']:.3f}" for t in report["targets"])
-        click.echo(f"{name:6s} ({part['num_sessions']} sessions)  {scores}")
+        for kind in ("raw", "post_processed"):
+            if kind in part:
+                scores = "  ".join(f"{t} CCC {fmt(part[kind][t]['CCC'])}" for t in report["targets"])
+                click.echo(f"{name:6s} {kind:15s} ({part['num_sessions']} sessions)  {scores}")
     click.echo(f"report: {run_dir}/report.json" + (f"  plot: {report['plot']}" if report["plot"] else ""))

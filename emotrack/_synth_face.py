@@ -73,6 +73,12 @@ _SILHOUETTE = np.array(
 _SKIN_ELLIPSE = ((266.0, 230.0), (93.0, 112.0))
 _NECK_BOX = ((200.0, 290.0), (335.0, 420.0))  # top-left, bottom-right
 _CLOTHES_Y = 345.0
+# The eagle-and-shield badge and the gold leaves on the cap: MTCNN took the badge for a small second face
+# in some frames (and a blurred badge in more), so both are painted over in the cap's dark colour, taken
+# from the band below them. Ellipses (centre, radii) and a box (top-left, bottom-right).
+_CAP_BADGE = ((258.0, 55.0), (42.0, 32.0))
+_CAP_LEAVES = ((268.0, 89.0), (76.0, 18.0))
+_CAP_BAND = ((185.0, 112.0), (340.0, 138.0))
 # Hair colours as RGB gains on the gray hair: gray, dark brown, black, blond, auburn.
 _HAIR_TINTS = np.array([[1.0, 1.0, 1.0], [0.5, 0.38, 0.3], [0.28, 0.27, 0.3], [1.05, 0.88, 0.6],
                         [0.8, 0.48, 0.32]])
@@ -165,6 +171,10 @@ def _portrait() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         (cx, cy), (rx, ry) = spec
         return ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 <= 1.0
 
+    (bx0, by0), (bx1, by1) = _CAP_BAND
+    band = (xs >= bx0) & (xs <= bx1) & (ys >= by0) & (ys <= by1)
+    badge = ndimage.gaussian_filter((ellipse(_CAP_BADGE) | ellipse(_CAP_LEAVES)).astype(np.float32), 2.0)
+    rgb = (1 - badge[..., None]) * rgb + badge[..., None] * np.median(rgb[band], axis=0)
     alpha = ndimage.gaussian_filter(_inside_polygon(xs, ys, _SILHOUETTE).astype(np.float32), 2.5)
     (nx0, ny0), (nx1, ny1) = _NECK_BOX
     region = ellipse(_SKIN_ELLIPSE) | ((xs >= nx0) & (xs <= nx1) & (ys >= ny0) & (ys <= ny1))

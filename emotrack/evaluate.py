@@ -66,7 +66,7 @@ def _plot(path: Path, session: dict[str, Any], gold: np.ndarray, pred: np.ndarra
         ax.plot(session["time"], pred[:, k], label="prediction", color="tab:red")
         ax.set_ylabel(name)
         ax.set_ylim(-1.05, 1.05)
-        ax.set_title(f"{session['session']} {name}: CCC {scores[name]:.3f}", fontsize=9)
+        ax.set_title(f"{session['session']} {name}: CCC {scores[name]:.3f} (raw predictions)", fontsize=9)
         ax.legend(loc="upper right", fontsize=8)
     np.atleast_1d(axes)[-1].set_xlabel("time (s)")
     fig.tight_layout()
@@ -77,8 +77,13 @@ def _plot(path: Path, session: dict[str, Any], gold: np.ndarray, pred: np.ndarra
 
 
 def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoint: str = "best.keras",
-             aggregation: str = "concat") -> dict[str, Any]:
+             aggregation: str = "concat", postprocessing: str | None = None) -> dict[str, Any]:
     """Evaluate a run on whole sessions of its data and write the report.
+
+    The post-processing chain (``evaluate.postprocessing`` in the run's config, or the argument:
+    ``tzirakis2017``, ``teixeira2021`` or ``none``) is fitted on the devel partition only, saved as
+    ``postprocessing.json`` and applied unchanged to every partition; the report holds raw and
+    post-processed metrics side by side.
 
     Returns:
         the report dict (also written to ``run_dir/report.json``).
@@ -86,6 +91,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     import keras
 
     from .models.huang2018 import temporal_factor
+    from .postprocess import PostProcessingChain, raw_and_post_processed_metrics
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -95,32 +101,60 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     model = keras.models.load_model(model_path, compile=False)
     targets = config["targets"]
     partitions = partitions or config["evaluate"]["partitions"]
+    postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")
     pooling = config["model"]["options"].get("pooling", "original")
     factor = temporal_factor(pooling) if config["model"]["name"].startswith("huang2018") else 1
-    report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"],
-                              "checkpoint": checkpoint, "targets": targets, "partitions": {}}
     target_idx = [config["data"]["dimensions"].index(d) for d in targets]
-    plotted = None
-    for partition in partitions:
+
+    def predict_partition(partition):
         sessions = session_arrays(config["data"]["dir"], partition)
-        golds, preds, masks, per_session = [], [], [], {}
+        out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
         for s in sessions:
             pred = predict_session(model, s["frames"], config["evaluate"].get("chunk", 600), factor)
             shift = delay_frames(config["data"].get("label_delay_s", 0.0), float(s["fps"]))
-            pred = undo_label_delay(pred, shift)
-            gold = s["ratings"][:, target_idx]
-            mask = s["face_present"].astype(bool)
-            golds.append(gold)
-            preds.append(pred)
-            masks.append(mask)
-            per_session[s["session"]] = {name: float(ccc(gold[:, k], pred[:, k], mask=mask))
-                                         for k, name in enumerate(targets)}
-            if partition == "test" and plotted is None:
-                plotted = run_dir / f"plot_{s['session']}.png"
-                _plot(plotted, s, gold, pred, targets, per_session[s["session"]])
-        metrics = compute_metrics(golds, preds, masks, dimensions=targets, aggregation=aggregation)
-        report["partitions"][partition] = {"metrics": metrics, "sessions": per_session,
-                                           "num_sessions": len(sessions)}
+            out["preds"].append(undo_label_delay(pred, shift))
+            out["golds"].append(s["ratings"][:, target_idx])
+            out["masks"].append(s["face_present"].astype(bool))
+        return out
+
+    needed = list(dict.fromkeys((["devel"] if postprocessing != "none" else [])
+                                + (["train"] if postprocessing == "teixeira2021" else []) + list(partitions)))
+    predicted = {p: predict_partition(p) for p in needed}
+    rates = {float(s["fps"]) for p in predicted.values() for s in p["sessions"]}
+    if len(rates) != 1:
+        raise ValueError(f"sessions have different frame rates {sorted(rates)}; evaluation needs one rate")
+    rate_hz = rates.pop()
+    chain = None
+    if postprocessing != "none":
+        dev, train = predicted["devel"], predicted.get("train")
+        chain = PostProcessingChain(variant=postprocessing).fit(
+            dev["golds"], dev["preds"], rate_hz, masks=dev["masks"], dimensions=targets,
+            **({"train_golds": train["golds"], "train_preds": train["preds"], "train_masks": train["masks"]}
+               if train else {}))
+        chain.save(run_dir)
+
+    report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"], "checkpoint": checkpoint,
+                              "targets": targets, "rate_hz": rate_hz, "postprocessing": postprocessing,
+                              "partitions": {}}
+    plotted = None
+    for partition in partitions:
+        p = predicted[partition]
+        if chain is not None:
+            both = raw_and_post_processed_metrics(p["golds"], p["preds"], chain, masks=p["masks"],
+                                                  rate_hz=rate_hz, aggregation=aggregation)
+            entry = {"raw": both["raw"], "post_processed": both["post_processed"]}
+        else:
+            entry = {"raw": compute_metrics(p["golds"], p["preds"], p["masks"], dimensions=targets,
+                                            aggregation=aggregation)}
+        entry["num_sessions"] = len(p["sessions"])
+        entry["sessions"] = {s["session"]: {name: ccc(g[:, k], pr[:, k], mask=m) for k, name in enumerate(targets)}
+                             for s, g, pr, m in zip(p["sessions"], p["golds"], p["preds"], p["masks"])}
+        report["partitions"][partition] = entry
+        if partition == "test" and p["sessions"]:
+            s = p["sessions"][0]
+            plotted = run_dir / f"plot_{s['session']}.png"
+            _plot(plotted, s, p["golds"][0], p["preds"][0], targets, entry["sessions"][s["session"]])
+    report["post_processing"] = chain.to_dict() if chain is not None else None
     report["plot"] = str(plotted) if plotted else None
     tmp = run_dir / (REPORT + ".tmp")
     tmp.write_text(json.dumps(report, indent=2))

@@ -284,7 +284,7 @@ def _write_video(path: Path, frames: Iterator[SyntheticFrame], fps: float, width
     return count
 
 
-def _assign_partitions(seed: int, sessions: int, partitions) -> list[str]:
+def assign_partitions(seed: int, sessions: int, partitions) -> list[str]:
     """Partition name per session: at least one session each, the rest by the given fractions."""
     fractions = np.asarray(partitions, np.float64)
     if fractions.shape != (3,) or np.any(fractions < 0) or fractions.sum() <= 0:
@@ -347,7 +347,7 @@ def synthesize_corpus(out_dir, sessions=12, seconds=40.0, fps=10.0, seed=0, anno
         raise ValueError(f"width and height must be even and at least 16 (yuv420p), got {width}x{height}")
     if annotator_delay_s < 0 or rater_noise < 0:
         raise ValueError("annotator_delay_s and rater_noise must not be negative")
-    assigned = _assign_partitions(seed, int(sessions), partitions)
+    assigned = assign_partitions(seed, int(sessions), partitions)
     digits = max(2, len(str(sessions)))
     names = [f"S{i + 1:0{digits}d}" for i in range(sessions)]
     subjects = [f"subj{i + 1:0{digits}d}" for i in range(sessions)]

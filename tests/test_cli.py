@@ -58,7 +58,9 @@ def test_tiny_end_to_end_run_through_the_cli(tmp_path):
     report = json.loads((run / "report.json").read_text())
     for partition in ("devel", "test"):
         for dim in ("arousal", "valence"):
-            assert math.isfinite(report["partitions"][partition]["metrics"][dim]["CCC"])
+            for kind in ("raw", "post_processed"):
+                assert math.isfinite(report["partitions"][partition][kind][dim]["CCC"])
+    assert (run / "postprocessing.json").is_file()
     assert report["plot"] and (run / report["plot"].split("/")[-1]).is_file()
     # A second train into the same folder must not clobber the run.
     again = runner.invoke(main, ["train", "huang2018-convlstm", "--data", str(tfr), "--out", str(run)])

@@ -73,7 +73,10 @@ def build_huang2018(kind: str = "convlstm", pooling: str = "original",
         else:
             x = layers.Conv3D(n, 3, padding="same", activation="relu", name=f"conv3d{i}")(x)
         x = layers.MaxPooling3D(pool, padding="same", name=f"pool{i}")(x)
-    x = layers.TimeDistributed(layers.Flatten(), name="flatten")(x)
+    # Flatten each time step. A Reshape with a free time axis, not TimeDistributed(Flatten), which
+    # mixes up the batch and time sizes when the time length is only known at run time.
+    _, _, height, width, channels = x.shape
+    x = layers.Reshape((-1, height * width * channels), name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name="fc1")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(outputs, name="fc2")(x)
