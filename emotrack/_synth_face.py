@@ -1,18 +1,19 @@
 """Face frames for the synthetic corpus (`emotrack.synth`): one real portrait, made into many subjects.
 
-Drawn cartoon faces are found by MTCNN only now and then, so every frame is built from a photograph: the
-public-domain US Navy portrait of Grace Hopper that matplotlib ships as sample data. Per subject the head
+MTCNN learned faces from photographs, so every frame is built from one: the public-domain US Navy
+portrait of Grace Hopper that matplotlib ships as sample data. Per subject the head
 and shoulders are cut out of it, mirrored or not, recoloured (skin tone, clothes and hair), sheared and
 stretched, scaled and placed on a background of its own, under a lighting of its own. Per frame the face is
 warped by smooth displacement fields around its landmarks so that it shows an expression:
 
 - valence moves the mouth corners up (positive) or down (negative) and the middle of the lips the other
   way, so the mouth curves; negative valence lowers the brows and draws them together;
-- arousal opens the eyes (vertical magnification of the eye region, lids pulled apart) or narrows them,
-  raises the brows a little, and sets how much and how fast the head moves (`head_motion`).
+- arousal opens the eyes wide (the eye region stretched vertically) or narrows them (squashed, with the
+  upper lids lowered), raises the brows a little, and sets how much and how fast the head moves
+  (`emotrack.synth.head_motion`).
 
 All of it is one backward mapping per frame (frame pixel -> template pixel, then one bilinear lookup), so a
-160x128 frame costs about a millisecond.
+160x128 frame costs one to two milliseconds.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ _EYE_MAGNIFY = 0.6  # eye region is stretched vertically by exp(0.6 * arousal): 
 _LID_DROP = 7.0
 
 # The cut-out of head and shoulders: a polygon traced by hand on a 2x enlargement of the photograph with a
-# 10-pixel grid (photograph coordinates). The photo is padded sideways by repeating its edge columns (dark
-# uniform from y = 380 on the left and 420 on the right; the silhouette stays below that), so the shoulders reach the frame borders wherever the face is placed.
+# 10-pixel grid (photograph coordinates). The photo is padded sideways by repeating its edge columns, which
+# are dark uniform from y = 380 (left) and 420 (right) down, where the silhouette runs; so the shoulders
+# reach the frame borders wherever the face is placed.
 _CROP_X = (30, 500)
 _PAD_X = 260
 _SILHOUETTE = np.array(
@@ -92,7 +94,7 @@ class SubjectLook:
     """
 
     flip: bool  # mirror the portrait left-right
-    face_width: float  # width of the face box, fraction of the frame height (before `stretch_x`)
+    face_width: float  # width of the face box, fraction of the frame height (before `stretch`)
     centre: tuple[float, float]  # centre of the face box, fractions of frame width and height
     stretch: tuple[float, float]  # anisotropic scale of the head, x and y
     shear: float  # horizontal shear of the head (x += shear * y)
@@ -237,7 +239,8 @@ class FaceRenderer:
             rgb, alpha, skin, clothes = (a[:, ::-1] for a in (rgb, alpha, skin, clothes))
         # Skin, clothes, and hair with the cap each get their own colour transform.
         skin_rgb = rgb ** look.skin_gamma * np.asarray(look.skin_gain, np.float32)
-        clothes_rgb = np.clip(rgb @ _hue_rotation(look.clothes_hue).T.astype(np.float32), 0, 1) * look.clothes_gain
+        hue = _hue_rotation(look.clothes_hue).T.astype(np.float32)
+        clothes_rgb = np.clip(rgb @ hue, 0, 1) * look.clothes_gain
         hair_rgb = rgb * np.asarray(look.hair_tint, np.float32)
         skin, clothes = skin[..., None], clothes[..., None]
         rgb = skin * skin_rgb + clothes * clothes_rgb + (1 - skin - clothes) * hair_rgb
@@ -264,7 +267,8 @@ class FaceRenderer:
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         self._px, self._py = xs.ravel(), ys.ravel()  # frame coordinates of every pixel, (H * W,)
         strength, direction = look.shade
-        shade = 1 + strength * (np.cos(direction) * (xs / width - 0.5) + np.sin(direction) * (ys / height - 0.5))
+        along = np.cos(direction) * (xs / width - 0.5) + np.sin(direction) * (ys / height - 0.5)
+        shade = 1 + strength * along
         self._light = (look.light_gain * shade).ravel().astype(np.float32)
 
         box_x, box_y, box_w, box_h = PHOTO_BOX

@@ -20,9 +20,10 @@ Conventions:
       (partitions; per session: affect, head motion, voice, rater noise; per subject: look), so a session
       does not change when the number of sessions changes, and one seed gives byte-identical rating and
       partition files and identical decoded frames (x264 runs single-threaded).
-    - The face box (as MTCNN reports it) is about 0.34-0.47 of the frame height wide plus or minus 12 %
-      (subject stretch), its centre at 0.36-0.64 of the width and 0.45-0.55 of the height; the head moves
-      a few pixels around that. MTCNN's default minimum face size (20 px) so needs frames >= 64 px high.
+    - Faces: the face box MTCNN finds is 0.30-0.55 of the frame height wide (subject size 0.34-0.47
+      times a stretch of 0.89-1.13, then head movement; 41-70 px at 160x128), centred at 0.36-0.64 of
+      the width and 0.45-0.55 of the height, and moves a few pixels around that. Keep frames at least
+      96 px high so that the smallest faces stay clear of MTCNN's default 20-pixel minimum.
 
 How the faces are made: see `emotrack._synth_face`.
 """
@@ -75,9 +76,12 @@ class _AffectTrack:
     seconds: float
 
     def raw(self, times: np.ndarray) -> np.ndarray:
-        """(T,) seconds -> (T, 3) unnormalised sums of sinusoids."""
+        """(T,) seconds -> (T, 3) unnormalised arousal, valence, liking."""
         t = np.asarray(times, np.float64)[:, None, None]
-        return (self.amps * np.sin(2 * np.pi * self.freqs * t + self.phases)).sum(-1)
+        sums = (self.amps * np.sin(2 * np.pi * self.freqs * t + self.phases)).sum(-1)
+        # Liking follows valence, with a taste of its own.
+        sums[:, 2] = 0.8 * sums[:, 1] + 0.45 * sums[:, 2]
+        return sums
 
 
 def _affect_track(seed: int, session_index: int, seconds: float) -> _AffectTrack:
@@ -86,9 +90,6 @@ def _affect_track(seed: int, session_index: int, seconds: float) -> _AffectTrack
     freqs = np.exp(rng.uniform(lo, hi, size=(3, _AFFECT_SINES)))
     phases = rng.uniform(0, 2 * np.pi, size=(3, _AFFECT_SINES))
     amps = rng.uniform(0.5, 1.0, size=(3, _AFFECT_SINES))
-    # Liking follows valence: its sinusoids are valence's plus weaker ones of its own.
-    freqs[2] = np.where(np.arange(_AFFECT_SINES) % 2 == 0, freqs[1], freqs[2])
-    phases[2] = np.where(np.arange(_AFFECT_SINES) % 2 == 0, phases[1], phases[2])
     centres = rng.uniform(-0.15, 0.15, size=3)
     halves = rng.uniform(0.62, 0.8, size=3)
     track = _AffectTrack(freqs, phases, amps, np.zeros(3), np.ones(3), centres, halves, float(seconds))
@@ -119,7 +120,8 @@ def _instants(seconds: float, rate: float) -> np.ndarray:
 
 
 def session_ratings(seed: int, session_index: int, seconds: float = 40.0, rating_rate: float = 10.0,
-                    annotator_delay_s: float = 2.0, rater_noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+                    annotator_delay_s: float = 2.0,
+                    rater_noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """The ratings written to `ratings/<session>.csv` (before rounding to the file's decimals).
 
     Returns:
@@ -217,14 +219,17 @@ def session_voice(seed: int, session_index: int, seconds: float = 40.0) -> np.nd
     Returns:
         (round(seconds * 16000),) float32 in [-1, 1] at `AUDIO_RATE`.
     """
+    from scipy import ndimage
+
     rng = _rng(seed, _KEY_SESSION, session_index, _VOICE)
     look = _synth_face.sample_subject_look(_rng(seed, _KEY_SUBJECT, session_index))
     n = int(round(seconds * AUDIO_RATE))
     t = np.arange(n) / AUDIO_RATE
     grid = np.arange(0.0, seconds + 0.02, 0.01)  # the affect changes slowly: 100 Hz is plenty
     energy = (np.interp(t, grid, latent_affect(grid, seed, session_index, seconds)[:, 0]) + 1) / 2
-    intonation = np.interp(t, grid, np.cumsum(rng.standard_normal(len(grid))) * 0.01)
-    intonation -= intonation.mean()
+    # Intonation: slow pitch wander of about 4 %, small next to the 70 % that arousal moves the pitch.
+    wander = ndimage.gaussian_filter1d(rng.standard_normal(len(grid)), 30.0, mode="nearest")
+    intonation = np.interp(t, grid, 0.04 * wander / max(wander.std(), 1e-9))
     f0 = look.voice_pitch * (100 + 70 * energy) * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * t) + intonation)
     phase = 2 * np.pi * np.cumsum(f0) / AUDIO_RATE
     tone = sum(np.sin(h * phase) / h for h in range(1, 13))
@@ -284,11 +289,16 @@ def _write_video(path: Path, frames: Iterator[SyntheticFrame], fps: float, width
     return count
 
 
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8", newline="\n")  # the same bytes on every platform
+
+
 def assign_partitions(seed: int, sessions: int, partitions) -> list[str]:
     """Partition name per session: at least one session each, the rest by the given fractions."""
     fractions = np.asarray(partitions, np.float64)
     if fractions.shape != (3,) or np.any(fractions < 0) or fractions.sum() <= 0:
-        raise ValueError(f"partitions must be three non-negative fractions (train, devel, test), got {partitions!r}")
+        raise ValueError(f"partitions must be three non-negative fractions (train, devel, test), "
+                         f"got {partitions!r}")
     if sessions < 3:
         raise ValueError(f"sessions={sessions}: the corpus needs at least 3 sessions, one for each of "
                          f"train, devel and test")
@@ -305,12 +315,16 @@ def assign_partitions(seed: int, sessions: int, partitions) -> list[str]:
     return [names[i] for i in order]
 
 
-def _replace_atomically(path: Path, write) -> None:
-    """Call write(temporary_path), then rename onto `path`, so `path` is never half-written."""
+def _replace_atomically(path: Path, write, *args):
+    """Call write(temporary_path, *args), then rename onto `path`, so `path` is never half-written.
+
+    Returns what `write` returns.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write(tmp)
+        result = write(tmp, *args)
         os.replace(tmp, path)
+        return result
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -342,12 +356,14 @@ def synthesize_corpus(out_dir, sessions=12, seconds=40.0, fps=10.0, seed=0, anno
     from tqdm import tqdm
 
     if seconds <= 0 or fps <= 0 or rating_rate <= 0:
-        raise ValueError(f"seconds, fps and rating_rate must be positive, got {seconds}, {fps}, {rating_rate}")
+        raise ValueError(f"seconds, fps and rating_rate must be positive, "
+                         f"got {seconds}, {fps}, {rating_rate}")
     if width % 2 or height % 2 or width < 16 or height < 16:
         raise ValueError(f"width and height must be even and at least 16 (yuv420p), got {width}x{height}")
     if annotator_delay_s < 0 or rater_noise < 0:
         raise ValueError("annotator_delay_s and rater_noise must not be negative")
-    assigned = assign_partitions(seed, int(sessions), partitions)
+    sessions = int(sessions)
+    assigned = assign_partitions(seed, sessions, partitions)
     digits = max(2, len(str(sessions)))
     names = [f"S{i + 1:0{digits}d}" for i in range(sessions)]
     subjects = [f"subj{i + 1:0{digits}d}" for i in range(sessions)]
@@ -355,28 +371,25 @@ def synthesize_corpus(out_dir, sessions=12, seconds=40.0, fps=10.0, seed=0, anno
     root = Path(out_dir).resolve()
     (root / "videos").mkdir(parents=True, exist_ok=True)
     (root / "ratings").mkdir(parents=True, exist_ok=True)
-    rows = "".join(f"{s},{j},{p}\n" for s, j, p in zip(names, subjects, assigned))
-    _replace_atomically(root / "partitions.csv",
-                        lambda tmp: tmp.write_text("session,subject,partition\n" + rows, encoding="utf-8"))
-
     summary = []
     for index in tqdm(range(sessions), desc="synthetic sessions", unit="session", disable=not progress):
         name = names[index]
         times, values = session_ratings(seed, index, seconds, rating_rate, annotator_delay_s, rater_noise)
-        lines = ["time,arousal,valence,liking\n"]
+        lines = [",".join(("time",) + DIMENSIONS) + "\n"]
         lines += [f"{t:.3f},{a:.6f},{v:.6f},{li:.6f}\n" for t, (a, v, li) in zip(times, values)]
         ratings_path = root / "ratings" / f"{name}.csv"
-        _replace_atomically(ratings_path, lambda tmp: tmp.write_text("".join(lines), encoding="utf-8"))
+        _replace_atomically(ratings_path, _write_text, "".join(lines))
 
         video_path = root / "videos" / f"{name}.mp4"
         frames = iter_session_frames(seed, index, seconds, fps, width, height)
         audio = session_voice(seed, index, seconds)
-        counted = []
-        _replace_atomically(video_path,
-                            lambda tmp: counted.append(_write_video(tmp, frames, fps, width, height, audio)))
+        count = _replace_atomically(video_path, _write_video, frames, fps, width, height, audio)
         summary.append({"session": name, "subject": subjects[index], "partition": assigned[index],
-                        "video": str(video_path), "ratings": str(ratings_path), "frames": counted[0]})
+                        "video": str(video_path), "ratings": str(ratings_path), "frames": count})
 
+    # The partition file comes last: once it lists a session, that session's files are complete.
+    rows = "".join(f"{s},{j},{p}\n" for s, j, p in zip(names, subjects, assigned))
+    _replace_atomically(root / "partitions.csv", _write_text, "session,subject,partition\n" + rows)
     keep = set(names)
     for folder, suffix in (("videos", ".mp4"), ("ratings", ".csv")):
         for stale in (root / folder).glob(f"S*{suffix}"):

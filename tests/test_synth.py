@@ -63,8 +63,8 @@ def test_same_seed_same_files_other_seed_differs(tmp_path):
     a, b, c = (_tiny(tmp_path / name, seed) for name, seed in (("a", 1), ("b", 1), ("c", 2)))
     for name in ("partitions.csv", "ratings/S01.csv", "ratings/S02.csv", "ratings/S03.csv"):
         assert (Path(a["root"]) / name).read_bytes() == (Path(b["root"]) / name).read_bytes(), name
-    assert all((Path(a["root"]) / f"ratings/S0{i}.csv").read_bytes() != (Path(c["root"]) / f"ratings/S0{i}.csv")
-               .read_bytes() for i in (1, 2, 3))
+    for name in ("ratings/S01.csv", "ratings/S02.csv", "ratings/S03.csv"):
+        assert (Path(a["root"]) / name).read_bytes() != (Path(c["root"]) / name).read_bytes(), name
     frames_a, _ = _decode_video(a["sessions"][0]["video"])
     frames_b, _ = _decode_video(b["sessions"][0]["video"])
     frames_c, _ = _decode_video(c["sessions"][0]["video"])
@@ -129,8 +129,9 @@ def test_mtcnn_finds_exactly_one_face(corpus):
     assert np.mean(one) >= 0.95, f"exactly one face in {sum(one)} of {len(one)} frames"
     # The face found is the one drawn: MTCNN's eyes lie on the rendered landmarks.
     truth = [f.keypoints for i in range(3) for f in synth.iter_session_frames(7, i, SECONDS)]
-    errors = [max(np.hypot(*np.subtract(found[0]["keypoints"][eye], kp[eye])) for eye in ("left_eye", "right_eye"))
-              for found, kp in zip(faces, truth) if len(found) == 1]
+    eyes = ("left_eye", "right_eye")
+    errors = [max(np.hypot(*np.subtract(found[0]["keypoints"][eye], kp[eye])) for eye in eyes)
+              for found, kp in zip(faces, truth, strict=True) if len(found) == 1]
     assert np.median(errors) < 3.0
 
 
@@ -154,7 +155,7 @@ def test_latent_affect_spans_range_and_liking_follows_valence():
         affect = synth.latent_affect(np.arange(0, 40, 0.1), seed=0, session_index=index, seconds=40.0)
         assert np.all(np.abs(affect) <= 1.0)
         assert np.all(affect.max(0) - affect.min(0) > 1.2)  # a good part of [-1, 1] in every session
-        assert np.corrcoef(affect[:, 1], affect[:, 2])[0, 1] > 0.3
+        assert np.corrcoef(affect[:, 1], affect[:, 2])[0, 1] > 0.6
 
 
 def test_voice_loudness_and_pitch_rise_with_arousal():
