@@ -24,8 +24,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "model": {"name": "huang2018-convlstm",
                   "options": {"pooling": "original", "filters": [8, 16, 16, 16], "dense_units": 64,
                               "dropout": 0.5}},
-        "data": {"window": 20, "hop": 5, "batch_size": 8, "label_delay_s": 2.0},
-        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 12, "loss": "ccc", "seed": 0},
+        "data": {"window": 8, "hop": 8, "batch_size": 8, "label_delay_s": 2.0},
+        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 6, "loss": "ccc", "seed": 0},
         "evaluate": {"partitions": ["devel", "test"], "chunk": 600},
     },
     "huang2018-3dconvnet": {
@@ -35,8 +35,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "model": {"name": "huang2018-3dconvnet",
                   "options": {"pooling": "original", "filters": [8, 16, 16, 16], "dense_units": 64,
                               "dropout": 0.5}},
-        "data": {"window": 20, "hop": 5, "batch_size": 8, "label_delay_s": 2.0},
-        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 12, "loss": "ccc", "seed": 0},
+        "data": {"window": 8, "hop": 8, "batch_size": 8, "label_delay_s": 2.0},
+        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 6, "loss": "ccc", "seed": 0},
         "evaluate": {"partitions": ["devel", "test"], "chunk": 600},
     },
 }

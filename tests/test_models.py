@@ -56,3 +56,14 @@ def test_keras_file_round_trip(tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras", compile=False)
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-6, atol=1e-6)
+
+
+def test_frame_standardization_matches_numpy():
+    from emotrack.models.huang2018 import FrameStandardization
+
+    x = np.random.default_rng(3).uniform(0, 255, (2, 3, 5, 4, 1)).astype("float32")
+    x[1, 2] = 77.0  # a blank frame maps to zeros, not noise
+    expected = (x - x.mean(axis=(2, 3, 4), keepdims=True)) / (x.std(axis=(2, 3, 4), keepdims=True) + 1.0)
+    out = np.asarray(FrameStandardization()(x))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert np.all(out[1, 2] == 0.0)
