@@ -14,31 +14,26 @@ from typing import Any
 
 import yaml
 
+def _huang2018(kind: str, label: str, table: str, reported: dict[str, float]) -> dict[str, Any]:
+    """Huang et al. 2018 with the "Original" pooling of Table 1, sized for a CPU: the paper's filter
+    counts are unknown (see emotrack/models/huang2018.py), these are small."""
+    return {
+        "description": f"Huang 2018 {label}, Table 1 'Original' pooling, CPU size",
+        "paper": {"source": f"Huang et al. 2018, {table} (SEWA devel, CCC)", "reported": reported},
+        "model": {"name": f"huang2018-{kind}",
+                  "options": {"pooling": "original", "filters": [8, 16, 16, 16], "dense_units": 64,
+                              "dropout": 0.5}},
+        "data": {"window": 8, "hop": 8, "batch_size": 8, "label_delay_s": 2.0},
+        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 6, "loss": "ccc", "seed": 0},
+        "evaluate": {"partitions": ["devel", "test"], "chunk": 600, "postprocessing": "tzirakis2017"},
+    }
+
+
 EXPERIMENTS: dict[str, dict[str, Any]] = {
-    # Huang et al. 2018, ConvLSTM with the "Original" pooling of Table 1, sized for a CPU: the
-    # paper's filter counts are unknown (see emotrack/models/huang2018.py), these are small.
-    "huang2018-convlstm": {
-        "description": "Huang 2018 ConvLSTM (3 Conv3D + ConvLSTM2D), Table 1 'Original' pooling, CPU size",
-        "paper": {"source": "Huang et al. 2018, Table 3 (SEWA devel, CCC)",
-                  "reported": {"arousal": 0.441, "valence": 0.504}},
-        "model": {"name": "huang2018-convlstm",
-                  "options": {"pooling": "original", "filters": [8, 16, 16, 16], "dense_units": 64,
-                              "dropout": 0.5}},
-        "data": {"window": 8, "hop": 8, "batch_size": 8, "label_delay_s": 2.0},
-        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 6, "loss": "ccc", "seed": 0},
-        "evaluate": {"partitions": ["devel", "test"], "chunk": 600},
-    },
-    "huang2018-3dconvnet": {
-        "description": "Huang 2018 3D ConvNet (4 Conv3D), Table 1 'Original' pooling, CPU size",
-        "paper": {"source": "Huang et al. 2018, Table 2 (SEWA devel, CCC)",
-                  "reported": {"arousal": 0.429, "valence": 0.524}},
-        "model": {"name": "huang2018-3dconvnet",
-                  "options": {"pooling": "original", "filters": [8, 16, 16, 16], "dense_units": 64,
-                              "dropout": 0.5}},
-        "data": {"window": 8, "hop": 8, "batch_size": 8, "label_delay_s": 2.0},
-        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 6, "loss": "ccc", "seed": 0},
-        "evaluate": {"partitions": ["devel", "test"], "chunk": 600},
-    },
+    "huang2018-convlstm": _huang2018("convlstm", "ConvLSTM (3 Conv3D + ConvLSTM2D)", "Table 3",
+                                     {"arousal": 0.441, "valence": 0.504}),
+    "huang2018-3dconvnet": _huang2018("3dconvnet", "3D ConvNet (4 Conv3D)", "Table 2",
+                                      {"arousal": 0.429, "valence": 0.524}),
 }
 
 

@@ -33,6 +33,12 @@ def _versions() -> dict[str, str]:
             "numpy": numpy.__version__, "python": platform.python_version()}
 
 
+def needs_temporal_pooling(config: dict[str, Any]) -> bool:
+    """Whether a Huang 2018 config asks for the variants of Table 1 that pool frames in time
+    before the network (Sec. 4.2)."""
+    return config["model"]["options"].get("pooling") in ("temporal", "max_tp")
+
+
 def make_optimizer(name: str, learning_rate: float):
     import keras
 
@@ -89,6 +95,10 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     manifest = read_manifest(data_dir)
     if (out_dir / CONFIG_FILE).exists() and not overwrite:
         raise RunExistsError(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
+    if needs_temporal_pooling(config):
+        raise ValueError("the 'temporal' and 'max_tp' pooling variants need temporal pooling of frames and "
+                         "labels in the input pipeline, which emotrack.data does not provide yet; use "
+                         "'original' or 'max'")
     frame = manifest["frame"]
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
     model_cfg["options"]["input_shape"] = [None, frame["height"], frame["width"], frame["channels"]]
@@ -126,7 +136,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         keras.callbacks.CSVLogger(str(out_dir / "history.csv")),
         keras.callbacks.TerminateOnNaN(),
     ]
-    model.fit(train_ds, validation_data=devel_ds, epochs=train_cfg["epochs"], callbacks=callbacks,
+    # The windows are already shuffled (seeded) in the pipeline.
+    model.fit(train_ds, validation_data=devel_ds, epochs=train_cfg["epochs"], callbacks=callbacks, shuffle=False,
               verbose=verbose)
     model.save(out_dir / "last.keras")
     return out_dir
