@@ -24,7 +24,7 @@ install: $(STAMP)
 	rm -rf build
 
 demo: install
-	$(BIN)/emotrack synth --out $(DEMO)/corpus --sessions 12 --seconds 40 --seed 0
+	$(BIN)/emotrack synth --out $(DEMO)/corpus --sessions 16 --seconds 30 --seed 0
 	$(BIN)/emotrack preprocess --spec generic --root $(DEMO)/corpus --out $(DEMO)/tfr
 	$(BIN)/emotrack train huang2018-convlstm --data $(DEMO)/tfr --out $(DEMO)/runs/huang2018-convlstm --overwrite
 	$(BIN)/emotrack evaluate $(DEMO)/runs/huang2018-convlstm

@@ -24,7 +24,7 @@ def _huang2018(kind: str, label: str, table: str, reported: dict[str, float]) ->
                   "options": {"pooling": "original", "filters": [8, 16, 16, 16], "dense_units": 64,
                               "dropout": 0.5}},
         "data": {"window": 8, "hop": 8, "batch_size": 8, "label_delay_s": 2.0},
-        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 6, "loss": "ccc", "seed": 0},
+        "train": {"optimizer": "rmsprop", "learning_rate": 0.001, "epochs": 9, "loss": "ccc", "seed": 0},
         "evaluate": {"partitions": ["devel", "test"], "chunk": 600, "postprocessing": "tzirakis2017"},
     }
 

@@ -116,7 +116,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
 
     keras.utils.set_random_seed(train_cfg["seed"])
-    tf.config.experimental.enable_op_determinism()
+    if train_cfg.get("deterministic", True):
+        tf.config.experimental.enable_op_determinism()
     target_idx = [manifest["dimensions"].index(d) for d in config["targets"]]
 
     def select(x, y, w):
