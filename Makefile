@@ -38,5 +38,8 @@ test-slow: install
 test-all: install
 	$(BIN)/pytest -q -m "slow or not slow"
 
+bench: install
+	$(BIN)/python benchmarks/bench_pipeline.py
+
 clean:
 	rm -rf build *.egg-info $(DEMO)
