@@ -32,8 +32,9 @@ demo: install
 test: install
 	$(BIN)/pytest -q
 
+# pytest exits 5 when no test carries the mark; that is not a failure here.
 test-slow: install
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m slow || [ $$? -eq 5 ]
 
 test-all: install
 	$(BIN)/pytest -q -m "slow or not slow"
