@@ -28,6 +28,6 @@ def train(experiment, data_dir, out_dir, config_file, overrides, seed, overwrite
     try:
         run = run_training(experiment, data_dir, out_dir, config_file=config_file, overrides=overrides,
                            seed=seed, overwrite=overwrite)
-    except (ConfigError, RunExistsError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, RunExistsError, FileNotFoundError, KeyError, TypeError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"run written to {run}")

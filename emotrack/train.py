@@ -112,12 +112,13 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     config["data"]["manifest_sha256"] = manifest_hash(data_dir)
     config["versions"] = _versions()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
-
     keras.utils.set_random_seed(train_cfg["seed"])
     if train_cfg.get("deterministic", True):
         tf.config.experimental.enable_op_determinism()
+    # Built before anything is written, so a wrong model option leaves no half-made run folder.
+    model = build_model(model_cfg["name"], **model_cfg["options"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
     target_idx = [manifest["dimensions"].index(d) for d in config["targets"]]
 
     def select(x, y, w):
@@ -128,7 +129,6 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     train_ds = training_windows(data_dir, "train", shuffle=True, **common).map(select)
     devel_ds = training_windows(data_dir, "devel", shuffle=False, **common).map(select)
 
-    model = build_model(model_cfg["name"], **model_cfg["options"])
     model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
                   loss=make_loss(train_cfg["loss"]),
                   weighted_metrics=[StreamingCCC(num_dimensions=2, name="ccc")])

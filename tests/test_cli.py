@@ -65,3 +65,11 @@ def test_tiny_end_to_end_run_through_the_cli(tmp_path):
     # A second train into the same folder must not clobber the run.
     again = runner.invoke(main, ["train", "huang2018-convlstm", "--data", str(tfr), "--out", str(run)])
     assert again.exit_code != 0 and "already holds a run" in again.output
+
+
+def test_bad_model_option_leaves_no_run_folder(tiny_tfr, tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "huang2018-convlstm", "--data", str(tiny_tfr), "--out", str(run),
+                                       "--set", "model.options.pooling=bogus"])
+    assert result.exit_code != 0 and "pooling must be one of" in result.output
+    assert not run.exists()
