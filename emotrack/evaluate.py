@@ -88,8 +88,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     Returns:
         the report dict (also written to ``run_dir/report.json``).
     """
-    import keras
-
+    from .models import load_model
     from .models.huang2018 import temporal_factor
     from .postprocess import PostProcessingChain, raw_and_post_processed_metrics
 
@@ -98,7 +97,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     model_path = run_dir / checkpoint
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} does not exist; has `emotrack train` finished for {run_dir}?")
-    model = keras.models.load_model(model_path, compile=False)
+    model = load_model(model_path)
     targets = config["targets"]
     partitions = partitions or config["evaluate"]["partitions"]
     postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")

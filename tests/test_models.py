@@ -67,3 +67,20 @@ def test_frame_standardization_matches_numpy():
     out = np.asarray(FrameStandardization()(x))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     assert np.all(out[1, 2] == 0.0)
+
+
+def test_saved_model_loads_in_a_fresh_process(tmp_path):
+    """A run's .keras file holds emotrack's own layers; emotrack.models.load_model registers them."""
+    import subprocess
+    import sys
+
+    model = build_model("huang2018-convlstm", **TINY)
+    x = np.random.default_rng(4).uniform(0, 255, (1, 4, 16, 16, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.asarray(model(x)))
+    code = ("import numpy as np; from emotrack.models import load_model; "
+            f"m = load_model(r'{tmp_path / 'm.keras'}'); x = np.load(r'{tmp_path / 'x.npy'}'); "
+            f"print(float(np.abs(np.asarray(m(x)) - np.load(r'{tmp_path / 'y.npy'}')).max()))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path)
+    assert float(out.stdout.strip().splitlines()[-1]) < 1e-6

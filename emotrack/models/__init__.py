@@ -38,5 +38,13 @@ def build_model(name: str, **options) -> keras.Model:
     return _REGISTRY[name](**options)
 
 
+def load_model(path, compile: bool = False) -> keras.Model:
+    """Load a ``.keras`` file written by emotrack, with emotrack's custom layers and losses known."""
+    _load_builtin()
+    from .. import losses  # noqa: F401  (registers CCCLoss and friends for compiled files)
+
+    return keras.models.load_model(path, compile=compile)
+
+
 def _load_builtin() -> None:
     from . import huang2018  # noqa: F401  (registers on import)
