@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .. import __version__
 from .evaluate import evaluate
+from .predict import predict
 from .preprocess import preprocess
 from .synth import synth
 from .train import train
@@ -26,6 +27,7 @@ def main() -> None:
     emotrack preprocess --spec generic --root corpus --out tfr    # faces -> TFRecords
     emotrack train huang2018-convlstm --data tfr --out runs/a     # -> run folder
     emotrack evaluate runs/a                                      # CCC report + plot
+    emotrack predict runs/a video.mp4 --out va.csv                # a new video
     """
 
 
@@ -33,3 +35,4 @@ main.add_command(synth)
 main.add_command(preprocess)
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(predict)

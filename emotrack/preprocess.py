@@ -130,6 +130,37 @@ def align_ratings(rating_times: np.ndarray, ratings: np.ndarray, frame_times: np
                     axis=1).astype(np.float32)
 
 
+class NoFaceError(ValueError):
+    """A video in which MTCNN finds no face in any frame."""
+
+
+def face_crops(frames: np.ndarray, detector: FaceDetector, options: PreprocessOptions,
+               source: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detect the face in every frame and crop it.
+
+    Args:
+        frames: RGB uint8 (T, H, W, 3).
+        source: the video's name, for the error message.
+    Returns:
+        crops uint8 (T, h, w, C), face_present int64 (T,), boxes float32 (T, 4) (zeros without a face).
+    """
+    faces = detector.detect(frames)
+    present = np.array([f is not None for f in faces], dtype=np.int64)
+    if not present.any():
+        raise NoFaceError(f"no face found in any frame of {source}; check the video or lower --min-confidence")
+    boxes = np.zeros((len(frames), 4), np.float32)
+    crops = []
+    # Frames without a face keep the nearest detected box, so the crop stays on the head; their
+    # face_present flag is 0 and the pipeline masks them out.
+    idx = np.where(present)[0]
+    for t, frame in enumerate(frames):
+        face = faces[t] if faces[t] is not None else faces[idx[np.argmin(np.abs(idx - t))]]
+        if faces[t] is not None:
+            boxes[t] = face.box
+        crops.append(crop_face(frame, face.box, options.size, options.margin, options.gray))
+    return np.stack(crops), present, boxes
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -171,26 +202,12 @@ def process_session(spec: CorpusSpec, root: Path, info: SessionInfo, out_dir: Pa
     keep = frame_times < ratings_end
     frames, frame_times = frames[keep], frame_times[keep]
 
-    faces = detector.detect(frames)
-    present = np.array([f is not None for f in faces], dtype=np.int64)
-    if not present.any():
-        raise RatingsError(f"no face found in any frame of {video_path}; check the video or lower "
-                           f"--min-confidence")
-    boxes = np.zeros((len(frames), 4), np.float32)
-    crops = []
-    # Frames without a face keep the nearest detected box, so the crop stays on the head; their
-    # face_present flag is 0 and the pipeline masks them out.
-    idx = np.where(present)[0]
-    for t, frame in enumerate(frames):
-        face = faces[t] if faces[t] is not None else faces[idx[np.argmin(np.abs(idx - t))]]
-        if faces[t] is not None:
-            boxes[t] = face.box
-        crops.append(crop_face(frame, face.box, options.size, options.margin, options.gray))
+    crops, present, boxes = face_crops(frames, detector, options, video_path)
     aligned = align_ratings(rating_times, ratings, frame_times)
 
     record = session_to_example(
         session=info.session, subject=info.subject, partition=info.partition, fps=fps,
-        rating_rate=spec.rating_rate_hz, dimensions=spec.dimensions, frames=np.stack(crops),
+        rating_rate=spec.rating_rate_hz, dimensions=spec.dimensions, frames=crops,
         face_present=present, boxes=boxes, ratings=aligned, times=frame_times,
         image_format=options.image_format)
     target = out_dir / "sessions" / f"{info.session}.tfrecord"
@@ -233,7 +250,7 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
         bar.set_postfix_str(info.session)
         try:
             done.append(process_session(spec, root, info, out_dir, options, detector))
-        except (VideoError, RatingsError, OSError) as err:
+        except (VideoError, RatingsError, NoFaceError, OSError) as err:
             failed.append({"session": info.session, "error": str(err)})
             log(f"session {info.session} failed and was skipped: {err}")
     manifest = {

@@ -110,6 +110,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     config["data"]["dir"] = str(data_dir)
     config["data"]["dimensions"] = list(manifest["dimensions"])
     config["data"]["manifest_sha256"] = manifest_hash(data_dir)
+    # What `emotrack predict` must do to a new video's frames to match the training data.
+    config["data"]["preprocessing"] = manifest["options"]
     config["versions"] = _versions()
 
     keras.utils.set_random_seed(train_cfg["seed"])

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from emotrack.cli import main
 
-COMMANDS = ["synth", "preprocess", "train", "evaluate"]
+COMMANDS = ["synth", "preprocess", "train", "evaluate", "predict"]
 
 
 def test_top_level_help_lists_every_command():
@@ -20,7 +20,8 @@ def test_top_level_help_lists_every_command():
 
 
 @pytest.mark.parametrize("name,option", [("synth", "--seed"), ("preprocess", "--spec"),
-                                         ("train", "--set"), ("evaluate", "--aggregation")])
+                                         ("train", "--set"), ("evaluate", "--aggregation"),
+                                         ("predict", "--no-postprocess")])
 def test_command_help(name, option):
     result = CliRunner().invoke(main, [name, "--help"])
     assert result.exit_code == 0 and option in result.output and "Usage: main" not in result.output[:5]
@@ -62,6 +63,20 @@ def test_tiny_end_to_end_run_through_the_cli(tmp_path):
                 assert math.isfinite(report["partitions"][partition][kind][dim]["CCC"])
     assert (run / "postprocessing.json").is_file()
     assert report["plot"] and (run / report["plot"].split("/")[-1]).is_file()
+    # A new video: one row per decoded frame, finite values, the face flag.
+    video = corpus / "videos" / "S01.mp4"
+    result = runner.invoke(main, ["predict", str(run), str(video), "--out", str(tmp_path / "va.csv")])
+    assert result.exit_code == 0, result.output
+    import numpy as np
+    import pandas as pd
+
+    from emotrack.video import read_video
+
+    table = pd.read_csv(tmp_path / "va.csv")
+    frames, times, _ = read_video(video)
+    assert list(table.columns) == ["time", "arousal", "valence", "face_present"]
+    assert len(table) == len(frames) and np.allclose(table["time"], times, atol=1e-5)
+    assert np.isfinite(table[["arousal", "valence"]].to_numpy()).all() and table["face_present"].mean() > 0.9
     # A second train into the same folder must not clobber the run.
     again = runner.invoke(main, ["train", "huang2018-convlstm", "--data", str(tfr), "--out", str(run)])
     assert again.exit_code != 0 and "already holds a run" in again.output

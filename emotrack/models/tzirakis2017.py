@@ -1,0 +1,325 @@
+"""Tzirakis et al. 2017, "End-to-end multimodal emotion recognition using deep neural networks"
+(IEEE JSTSP 2017; shared/papers/tzirakis2017_end2end_multimodal_recola.txt).
+
+Three networks predict arousal and valence every 40 ms on RECOLA:
+
+- ``tzirakis2017-audio`` (Sec. III-B, III-D): a CNN on the raw 16 kHz waveform, then a 2-layer
+  LSTM with 256 cells each.
+- ``tzirakis2017-visual`` (Sec. III-A, III-D, Table I): a ResNet-50 on 96x96 face crops, then a
+  2-layer LSTM with 256 cells each.
+- ``tzirakis2017-audiovisual`` (Sec. III-D, Fig. 1): the two feature extractors, their features
+  concatenated per frame (1280 + 640 = 1920), then a new 2-layer LSTM with 256 cells each.
+  ``audiovisual_from_unimodal`` builds it from trained unimodal networks, discarding their LSTMs
+  and copying the extractors' weights, which are then fine-tuned with the new LSTMs.
+
+Every network ends with a linear layer of ``outputs`` units (arousal, valence) per frame, so a
+(batch, T, ...) input gives a (batch, T, 2) prediction. T is free: Table II uses 75, 150 and 300
+frames (3, 6 and 12 s); Sec. III-D uses 150.
+
+Speech network (Sec. III-B), input (batch, T, 640): T frames of 40 ms = 640 samples at 16 kHz.
+
+1. The frames are concatenated into one waveform of T*640 samples (Sec. III-B segments the raw
+   signal into 6 s = 96000-sample sequences; the frames are only the 40 ms annotation steps).
+2. Conv1D, 20 filters of 5 ms = 80 samples, stride 1, "same" padding, ReLU (the half-wave
+   rectifier): (T*640, 20).
+3. Max pooling in time, size 2 (16 kHz -> 8 kHz): (T*320, 20).
+4. Conv1D, 40 filters of 500 ms. A 500 ms window is longer than a 40 ms frame, so this layer runs
+   over the whole concatenated sequence, not frame by frame; after step 3 the signal is at 8 kHz,
+   so 500 ms is 4000 samples (8000 samples at the original 16 kHz). "Same" padding keeps
+   (T*320, 40). No activation is named in the paper; none is used.
+5. Max pooling across the channel axis, size 10 (non-overlapping groups of 10 filters):
+   (T*320, 4).
+6. Dropout 0.5 (Sec. III-B, Sec. V).
+7. The sequence is cut back into the T frames: each frame has 320 time steps x 4 channels =
+   (640 / 2) * (40 / 10) = 1280 features, the number Sec. III-D gives for the speech network.
+
+Visual network (Sec. III-A, Table I): a ResNet-50 (``keras.applications.ResNet50``,
+``include_top=False``, global average pooling after the last bottleneck block, 2048 features) is
+applied to every frame on its own.
+
+What the paper leaves open, and what is assumed here:
+- Audio normalisation: Sec. III-B standardises each 6 s sequence to zero mean and unit variance
+  before the network; that is the data pipeline's job, the model takes the waveform as given.
+- The speech CNN's second convolution has no named activation and is linear; convolution
+  biases are used.
+- Parameter count: with these sizes the speech CNN has about 3.2M parameters (40 x 20 x 4000 in
+  the second convolution alone) and the whole speech network about 5.3M, not the "1.1 mil." of
+  Sec. III-B or the "1.5M" of Sec. V; the paper's layer sizes are kept and the stated counts are
+  not reproduced. ``conv2_kernel`` can be lowered.
+- Visual features: Sec. III-D says the visual network gives 640 features, while a ResNet-50's
+  pooled output has 2048. Here a dense projection of ``visual_features`` (640) units with ReLU,
+  followed by dropout 0.5 (Sec. V: dropout on all non-recurrent layers), maps the 2048 pooled
+  features to 640; ``visual_features=None`` drops the projection and passes the 2048 features on.
+- Pretrained weights (Sec. III-D fine-tunes an ImageNet ResNet-50): nothing is downloaded.
+  ``weights`` is None (random initialisation) or the path of a local ``.weights.h5`` / ``.h5``
+  file for the ResNet-50 backbone built with ``include_top=False`` (for instance the Keras
+  ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`` file).
+- Visual input: float RGB pixel values 0..255, shape (T, 96, 96, 3). With
+  ``input_preprocessing="caffe"`` (default) the frames are converted as
+  ``keras.applications.resnet50.preprocess_input`` does (RGB -> BGR, ImageNet channel means
+  subtracted), which matches ImageNet weights; ``"none"`` passes the pixels on unchanged.
+- No dropout between or after the LSTM layers (Sec. V: "except the recurrent ones").
+- ``image_size`` may be lowered (down to ResNet-50's minimum of 32) and the speech layer sizes
+  changed, for quick tests; the defaults are the paper's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers, ops
+
+from . import register
+
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 640  # 40 ms at 16 kHz
+AUDIO_FEATURES = 1280  # Sec. III-D
+VISUAL_FEATURES = 640  # Sec. III-D
+CAFFE_MEANS_BGR = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="emotrack")
+class ChannelMaxPooling(layers.Layer):
+    """Max pooling across the channel axis in non-overlapping groups of ``pool_size``.
+
+    Input (..., channels) with channels a multiple of ``pool_size``; output
+    (..., channels // pool_size). Channel ``j`` of the output is the maximum of input channels
+    ``j * pool_size`` to ``(j + 1) * pool_size - 1``.
+    """
+
+    def __init__(self, pool_size: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+
+    def call(self, x):
+        channels = x.shape[-1]
+        shape = ops.shape(x)
+        grouped = ops.reshape(x, (*shape[:-1], channels // self.pool_size, self.pool_size))
+        return ops.max(grouped, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // self.pool_size)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
+@keras.saving.register_keras_serializable(package="emotrack")
+class MergeTime(layers.Layer):
+    """(batch, time, ...) -> (batch * time, ...), so a per-image network sees every frame."""
+
+    def call(self, x):
+        return ops.reshape(x, (-1, *x.shape[2:]))
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="emotrack")
+class SplitTime(layers.Layer):
+    """Inverse of :class:`MergeTime`: ``[x, reference]`` -> x reshaped to (batch, time, ...),
+    batch and time taken from ``reference`` at run time (the time length may be free)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = ops.shape(reference)
+        return ops.reshape(x, (shape[0], shape[1], *x.shape[1:]))
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, reference_shape = input_shapes
+        return (reference_shape[0], reference_shape[1], *x_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="emotrack")
+class CaffePreprocessing(layers.Layer):
+    """RGB 0..255 -> BGR with the ImageNet channel means subtracted (ResNet-50's own input
+    convention, as ``keras.applications.resnet50.preprocess_input``)."""
+
+    def call(self, x):
+        bgr = ops.flip(x, axis=-1)
+        return bgr - ops.convert_to_tensor(CAFFE_MEANS_BGR, dtype=x.dtype)
+
+
+def audio_feature_size(frame_samples: int = FRAME_SAMPLES, time_pool: int = 2,
+                       conv2_filters: int = 40, channel_pool: int = 10) -> int:
+    """Features per frame of the speech CNN: (frame_samples / time_pool) * (filters / channel_pool)."""
+    return (frame_samples // time_pool) * (conv2_filters // channel_pool)
+
+
+def build_audio_features(frame_samples: int = FRAME_SAMPLES, conv1_filters: int = 20,
+                         conv1_kernel: int = 80, time_pool: int = 2, conv2_filters: int = 40,
+                         conv2_kernel: int = 4000, channel_pool: int = 10, dropout: float = 0.5,
+                         name: str = "audio_features") -> keras.Model:
+    """The speech CNN of Sec. III-B: (batch, T, frame_samples) -> (batch, T, features).
+
+    Args:
+        frame_samples: samples per 40 ms frame (640 at 16 kHz).
+        conv1_filters, conv1_kernel: the fine-scale filters (20 of 5 ms = 80 samples at 16 kHz).
+        time_pool: pooling in time after the first convolution (2: 16 kHz -> 8 kHz).
+        conv2_filters, conv2_kernel: the long-term filters (40 of 500 ms = 4000 samples at
+            8 kHz), run over the concatenated sequence of frames.
+        channel_pool: max pooling across channels (10).
+    Returns:
+        a model whose output has ``audio_feature_size(...)`` (1280 by default) features per frame.
+    """
+    if frame_samples % time_pool:
+        raise ValueError(f"frame_samples ({frame_samples}) must be a multiple of time_pool ({time_pool})")
+    if conv2_filters % channel_pool:
+        raise ValueError(f"conv2_filters ({conv2_filters}) must be a multiple of channel_pool ({channel_pool})")
+    features = audio_feature_size(frame_samples, time_pool, conv2_filters, channel_pool)
+    frames = keras.Input(shape=(None, frame_samples), name="audio")
+    # Concatenate the frames into one waveform: (batch, T * frame_samples, 1).
+    x = layers.Reshape((-1, 1), name="concat_frames")(frames)
+    x = layers.Conv1D(conv1_filters, conv1_kernel, padding="same", activation="relu", name="conv1")(x)
+    x = layers.MaxPooling1D(time_pool, name="pool_time")(x)
+    x = layers.Conv1D(conv2_filters, conv2_kernel, padding="same", name="conv2")(x)
+    x = ChannelMaxPooling(channel_pool, name="pool_channels")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    # Cut back into frames: (frame_samples / time_pool) steps x (filters / channel_pool) channels.
+    x = layers.Reshape((-1, features), name="split_frames")(x)
+    return keras.Model(frames, x, name=name)
+
+
+def build_resnet50_backbone(image_size: int = 96, weights: str | None = None) -> keras.Model:
+    """ResNet-50 without its classifier, global average pooling: (H, W, 3) -> 2048.
+
+    ``weights`` is None or a local weights file (``.weights.h5`` or legacy ``.h5``) saved from a
+    ResNet-50 built with ``include_top=False``; it is loaded here, nothing is downloaded.
+    """
+    backbone = keras.applications.ResNet50(include_top=False, weights=None, pooling="avg",
+                                           input_shape=(image_size, image_size, 3), name="resnet50")
+    if weights is not None:
+        path = os.fspath(weights)
+        if not path.endswith(".h5"):
+            raise ValueError(f"weights must be a .weights.h5 or .h5 file, not {path!r}")
+        backbone.load_weights(path)
+    return backbone
+
+
+def build_visual_features(image_size: int = 96, weights: str | None = None,
+                          visual_features: int | None = VISUAL_FEATURES, dropout: float = 0.5,
+                          input_preprocessing: str = "caffe",
+                          name: str = "visual_features") -> keras.Model:
+    """The visual extractor: (batch, T, H, W, 3) -> (batch, T, visual_features or 2048)."""
+    if input_preprocessing not in ("caffe", "none"):
+        raise ValueError(f"input_preprocessing must be 'caffe' or 'none', not {input_preprocessing!r}")
+    frames = keras.Input(shape=(None, image_size, image_size, 3), name="video")
+    x = frames
+    if input_preprocessing == "caffe":
+        x = CaffePreprocessing(name="caffe_preprocessing")(x)
+    images = MergeTime(name="merge_time")(x)
+    pooled = build_resnet50_backbone(image_size, weights)(images)
+    x = SplitTime(name="split_time")([pooled, frames])
+    if visual_features:
+        x = layers.Dense(visual_features, activation="relu", name="projection")(x)
+        x = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(frames, x, name=name)
+
+
+def _recurrent_head(x, lstm_units: int, lstm_layers: int, outputs: int):
+    for i in range(1, lstm_layers + 1):
+        x = layers.LSTM(lstm_units, return_sequences=True, name=f"lstm{i}")(x)
+    return layers.Dense(outputs, name="predictions")(x)
+
+
+def build_tzirakis2017_audio(features_only: bool = False, lstm_units: int = 256,
+                             lstm_layers: int = 2, outputs: int = 2, name: str | None = None,
+                             **feature_options) -> keras.Model:
+    """The speech network: (batch, T, 640) waveform frames -> (batch, T, outputs).
+
+    ``features_only=True`` returns the speech CNN alone, (batch, T, 1280); ``feature_options`` go
+    to :func:`build_audio_features`.
+    """
+    extractor = build_audio_features(**feature_options)
+    if features_only:
+        return extractor
+    frames = keras.Input(shape=extractor.input_shape[1:], name="audio")
+    x = _recurrent_head(extractor(frames), lstm_units, lstm_layers, outputs)
+    return keras.Model(frames, x, name=name or "tzirakis2017_audio")
+
+
+def build_tzirakis2017_visual(features_only: bool = False, lstm_units: int = 256,
+                              lstm_layers: int = 2, outputs: int = 2, name: str | None = None,
+                              **feature_options) -> keras.Model:
+    """The visual network: (batch, T, 96, 96, 3) faces -> (batch, T, outputs).
+
+    ``features_only=True`` returns the extractor alone, (batch, T, 640); ``feature_options``
+    (``image_size``, ``weights``, ``visual_features``, ...) go to :func:`build_visual_features`.
+    """
+    extractor = build_visual_features(**feature_options)
+    if features_only:
+        return extractor
+    frames = keras.Input(shape=extractor.input_shape[1:], name="video")
+    x = _recurrent_head(extractor(frames), lstm_units, lstm_layers, outputs)
+    return keras.Model(frames, x, name=name or "tzirakis2017_visual")
+
+
+def _audiovisual(audio_extractor: keras.Model, visual_extractor: keras.Model, lstm_units: int,
+                 lstm_layers: int, outputs: int, name: str | None) -> keras.Model:
+    audio = keras.Input(shape=audio_extractor.input_shape[1:], name="audio")
+    video = keras.Input(shape=visual_extractor.input_shape[1:], name="video")
+    x = layers.Concatenate(name="concat_features")([audio_extractor(audio), visual_extractor(video)])
+    x = _recurrent_head(x, lstm_units, lstm_layers, outputs)
+    return keras.Model([audio, video], x, name=name or "tzirakis2017_audiovisual")
+
+
+def build_tzirakis2017_audiovisual(audio_options: dict | None = None,
+                                   visual_options: dict | None = None, lstm_units: int = 256,
+                                   lstm_layers: int = 2, outputs: int = 2,
+                                   name: str | None = None) -> keras.Model:
+    """The multimodal network: inputs [audio (batch, T, 640), video (batch, T, 96, 96, 3)],
+    output (batch, T, outputs); per frame 1280 + 640 = 1920 features feed the LSTMs.
+
+    ``audio_options`` go to :func:`build_audio_features`, ``visual_options`` to
+    :func:`build_visual_features`. To start from trained unimodal networks, use
+    :func:`audiovisual_from_unimodal`.
+    """
+    return _audiovisual(build_audio_features(**(audio_options or {})),
+                        build_visual_features(**(visual_options or {})),
+                        lstm_units, lstm_layers, outputs, name)
+
+
+def _extractor(model: keras.Model, layer_name: str) -> keras.Model:
+    if model.name == layer_name:  # built with features_only=True
+        return model
+    try:
+        return model.get_layer(layer_name)
+    except ValueError as error:
+        raise ValueError(f"model {model.name!r} has no {layer_name!r} extractor") from error
+
+
+def _copy(extractor: keras.Model) -> keras.Model:
+    clone = keras.models.clone_model(extractor)
+    clone.set_weights(extractor.get_weights())
+    return clone
+
+
+def audiovisual_from_unimodal(audio_model: keras.Model, visual_model: keras.Model,
+                              lstm_units: int = 256, lstm_layers: int = 2, outputs: int = 2,
+                              name: str | None = None) -> keras.Model:
+    """The multimodal network of Sec. III-D built from trained unimodal networks.
+
+    The unimodal LSTM and output layers are discarded; the speech CNN and the visual extractor
+    are copied (same architecture, same weights, new variables, so fine-tuning the multimodal
+    network leaves the unimodal ones unchanged) and feed a new, freshly initialised 2-layer LSTM
+    and output layer. Either argument may also be a bare extractor (``features_only=True``).
+    """
+    audio = _copy(_extractor(audio_model, "audio_features"))
+    visual = _copy(_extractor(visual_model, "visual_features"))
+    return _audiovisual(audio, visual, lstm_units, lstm_layers, outputs, name)
+
+
+@register("tzirakis2017-audio")
+def tzirakis2017_audio(**options) -> keras.Model:
+    return build_tzirakis2017_audio(**options)
+
+
+@register("tzirakis2017-visual")
+def tzirakis2017_visual(**options) -> keras.Model:
+    return build_tzirakis2017_visual(**options)
+
+
+@register("tzirakis2017-audiovisual")
+def tzirakis2017_audiovisual(**options) -> keras.Model:
+    return build_tzirakis2017_audiovisual(**options)
