@@ -232,11 +232,7 @@ def build_tzirakis2017_audio(features_only: bool = False, lstm_units: int = 256,
     to :func:`build_audio_features`.
     """
     extractor = build_audio_features(**feature_options)
-    if features_only:
-        return extractor
-    frames = keras.Input(shape=extractor.input_shape[1:], name="audio")
-    x = _recurrent_head(extractor(frames), lstm_units, lstm_layers, outputs)
-    return keras.Model(frames, x, name=name or "tzirakis2017_audio")
+    return extractor if features_only else _unimodal(extractor, "audio", lstm_units, lstm_layers, outputs, name)
 
 
 def build_tzirakis2017_visual(features_only: bool = False, lstm_units: int = 256,
@@ -248,11 +244,15 @@ def build_tzirakis2017_visual(features_only: bool = False, lstm_units: int = 256
     (``image_size``, ``weights``, ``visual_features``, ...) go to :func:`build_visual_features`.
     """
     extractor = build_visual_features(**feature_options)
-    if features_only:
-        return extractor
-    frames = keras.Input(shape=extractor.input_shape[1:], name="video")
+    return extractor if features_only else _unimodal(extractor, "video", lstm_units, lstm_layers, outputs, name)
+
+
+def _unimodal(extractor: keras.Model, input_name: str, lstm_units: int, lstm_layers: int, outputs: int,
+              name: str | None) -> keras.Model:
+    """A feature extractor followed by the recurrent head; the input is named ``input_name``."""
+    frames = keras.Input(shape=extractor.input_shape[1:], name=input_name)
     x = _recurrent_head(extractor(frames), lstm_units, lstm_layers, outputs)
-    return keras.Model(frames, x, name=name or "tzirakis2017_visual")
+    return keras.Model(frames, x, name=name or f"tzirakis2017_{'audio' if input_name == 'audio' else 'visual'}")
 
 
 def _audiovisual(audio_extractor: keras.Model, visual_extractor: keras.Model, lstm_units: int,
