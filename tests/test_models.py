@@ -11,7 +11,7 @@ TINY = dict(filters=(2, 2, 2, 2), dense_units=4, input_shape=(None, 16, 16, 1))
 
 def test_registry_lists_and_rejects():
     assert {"huang2018-convlstm", "huang2018-3dconvnet", "tzirakis2017-audio", "tzirakis2017-visual",
-            "tzirakis2017-audiovisual"} <= set(list_models())
+            "tzirakis2017-audiovisual", "teixeira2021-2d", "teixeira2021-vgg16-lstm"} <= set(list_models())
     with pytest.raises(KeyError, match="unknown model"):
         build_model("no-such-model")
 

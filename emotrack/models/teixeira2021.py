@@ -1,0 +1,244 @@
+"""Teixeira et al. 2021, "Continuous emotion recognition with spatiotemporal convolutional neural
+networks" (Applied Sciences 2021; shared/papers/teixeira2021_cnnlstm_i3d_sewa.txt).
+
+Two kinds of networks on 100x80 RGB face crops (Sec. 3.2, Sec. 4.3: faces resized to 100x80, the
+mean face size of SEWA-DB):
+
+- ``teixeira2021-2d`` (Sec. 3.1, Fig. 2, Table 1): a 2D CNN (VGG-11, VGG-11-BN, VGG-16, VGG-16-BN or
+  ResNet-50) whose classifier is replaced by two fully connected layers of 512 and 128 units and a
+  7-unit softmax for the seven RAF-DB emotions (surprise, fear, disgust, happiness, sadness, anger,
+  neutral). Fine-tuning starts at a convolution block (Table 1: "Conv 2_1" to "Conv 5_1", or "Full");
+  the blocks before it are frozen.
+- ``teixeira2021-vgg16-lstm`` (Sec. 3.3.1, Sec. 4.4, Fig. 6): the convolutional part of VGG-16 applied
+  to every frame of a clip, the per-frame features fed in order to one LSTM layer of 1,024 units with
+  20% dropout and 20% recurrent dropout, then three fully connected layers that regress arousal and
+  valence. Input (batch, T, 100, 80, 3), output (batch, 2) = (arousal, valence) for the whole clip.
+
+Backbones (:func:`build_backbone`), all without classifier and without final pooling (the
+``include_top=False`` convention of ``keras.applications``):
+
+- VGG-11 (configuration "A": 1, 1, 2, 2, 2 convolutions per block) and VGG-16 (configuration "D":
+  2, 2, 3, 3, 3), 64-128-256-512-512 filters of 3x3, "same" padding, ReLU, 2x2 max pooling with
+  stride 2 after every block. Layers are named as in ``keras.applications.VGG16``
+  (``block{b}_conv{i}``, ``block{b}_pool``), so VGG-16 holds exactly the same layers and weights as
+  ``keras.applications.VGG16(include_top=False)`` and blocks can be frozen by name.
+- "-BN" variants (Sec. 4.3, Table 1: "batch normalization layers added to the original architectures
+  after each convolutional layer"): every convolution is linear and followed by
+  ``block{b}_bn{i}`` (BatchNormalization) and ``block{b}_relu{i}`` (ReLU).
+- ResNet-50: ``keras.applications.ResNet50(include_top=False)``.
+Each backbone is one flat functional chain of layers (ResNet-50 apart, which has skip connections),
+so :func:`emotrack.models.inflate.inflate_model` can turn a VGG backbone into an i3D-CNN (Sec. 3.3.2).
+
+What the paper leaves open, and what is assumed here:
+- Between the last convolution block and the 512-unit layer of the 2D head the paper says only that
+  the fully connected layers of the original architectures were replaced. ``pooling="flatten"``
+  (default) flattens the feature map as VGG's own classifier does (3x2x512 = 3,072 features for VGG
+  at 100x80, 4x3x2048 = 24,576 for ResNet-50); ``"avg"`` or ``"max"`` use global pooling instead
+  (512 or 2048 features). The hidden fully connected layers use ReLU; no dropout is named and none
+  is used.
+- Fine-tuning "from Conv k_1" freezes (``trainable=False``) every backbone layer before the first
+  layer of block k: for VGG ``block{k}_conv1``, for ResNet-50 the first layer of ``conv{k}_block1``
+  (``conv1_*`` is ResNet-50's stem and block 1). ``"all"`` ("Full" in Table 1) freezes nothing. The
+  head is always trainable. A frozen BatchNormalization layer runs in inference mode (Keras 3), so
+  its moving statistics stay as loaded.
+- Fig. 6's unit counts are not in the text of the paper. The three fully connected layers after the
+  LSTM are taken as 512 and 128 ReLU units (the sizes of the Sec. 3.1 head that the VGG-16 was
+  fine-tuned with) and a linear 2-unit output (regression with the MSE loss, Sec. 4.4);
+  ``dense_units`` changes the hidden sizes.
+- Per clip, not per frame: Fig. 6 accumulates the frame features "to form a feature vector
+  representing one clip", and Sec. 3.2 fuses the labels of a clip into one valence and one arousal
+  value (mean or extremum), so the LSTM returns only its last state and the network predicts one
+  (arousal, valence) pair per clip.
+- Frame features for the LSTM: the VGG-16 feature map of each frame is flattened
+  (``frame_pooling="flatten"``, 3,072 features at 100x80); ``"avg"`` / ``"max"`` pool it to 512.
+- "Random and uniform distribution initialization" of the LSTM (Sec. 3.3.1): both the input and the
+  recurrent kernels use ``lstm_initializer`` (Glorot uniform by default); the paper names no range.
+- Input scaling (Sec. 3.2: pixel values scaled to 0..1) is the data pipeline's job; the networks take
+  their input as given. ImageNet weights from ``keras.applications`` expect that family's own
+  preprocessing (caffe-style, 0..255 BGR minus means) and are offered for convenience only: the
+  paper's pre-training sets are VGG-Face, ImageNet and RAF-DB.
+- Pretrained weights: ``weights`` is None (random initialisation), ``"imagenet"`` (VGG-16 and
+  ResNet-50 only; ``keras.applications`` downloads the file on first use) or the path of a local
+  ``.weights.h5`` / ``.h5`` file saved from the same backbone (same name, same layers); a VGG-Face
+  or RAF-DB backbone is loaded that way.
+- ``input_shape`` may be lowered for quick tests (down to 32x32, the smallest input that survives
+  the five poolings); the defaults are the paper's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers
+
+from . import register
+from .tzirakis2017 import MergeTime, SplitTime
+
+INPUT_SHAPE = (100, 80, 3)  # Sec. 3.2, Sec. 4.3
+EMOTIONS = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")  # Sec. 3.1
+VGG_FILTERS = (64, 128, 256, 512, 512)
+VGG_CONVS_PER_BLOCK = {"vgg11": (1, 1, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3)}
+BACKBONES = ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50")
+IMAGENET_BACKBONES = ("vgg16", "resnet50")
+FINE_TUNE_FROM = ("conv2_1", "conv3_1", "conv4_1", "conv5_1", "all")
+HEAD_UNITS = (512, 128)  # Sec. 3.1
+LSTM_UNITS = 1024  # Sec. 3.3.1
+
+
+def build_vgg(depth: int = 16, batch_norm: bool = False, input_shape=INPUT_SHAPE,
+              name: str | None = None) -> keras.Model:
+    """The convolutional part of VGG-11 or VGG-16, optionally with BatchNormalization after every
+    convolution: (batch, H, W, 3) -> (batch, H // 32, W // 32, 512)."""
+    key = f"vgg{depth}"
+    if key not in VGG_CONVS_PER_BLOCK:
+        raise ValueError(f"depth must be 11 or 16, not {depth!r}")
+    images = keras.Input(shape=tuple(input_shape), name="image")
+    x = images
+    for block, (convs, filters) in enumerate(zip(VGG_CONVS_PER_BLOCK[key], VGG_FILTERS), start=1):
+        for i in range(1, convs + 1):
+            x = layers.Conv2D(filters, 3, padding="same", activation=None if batch_norm else "relu",
+                              name=f"block{block}_conv{i}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"block{block}_bn{i}")(x)
+                x = layers.ReLU(name=f"block{block}_relu{i}")(x)
+        x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+    return keras.Model(images, x, name=name or (key + ("_bn" if batch_norm else "")))
+
+
+def _check_weights_file(weights) -> str:
+    path = os.fspath(weights)
+    if not path.endswith(".h5"):
+        raise ValueError(f"weights must be None, 'imagenet' or a .weights.h5 / .h5 file, not {path!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file {path!r} does not exist")
+    return path
+
+
+def build_backbone(name: str, input_shape=INPUT_SHAPE, weights=None) -> keras.Model:
+    """A 2D backbone without classifier or final pooling: (batch, H, W, 3) -> feature map.
+
+    Args:
+        name: one of ``BACKBONES`` ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50").
+        input_shape: (H, W, 3); (100, 80, 3) in the paper.
+        weights: None (random initialisation), "imagenet" (only "vgg16" and "resnet50", from
+            ``keras.applications``, downloaded on first use) or the path of a local ``.weights.h5``
+            / ``.h5`` file saved from the same backbone.
+    Returns:
+        a functional model named ``name``; VGG outputs (H // 32, W // 32, 512), ResNet-50
+        (ceil(H / 32), ceil(W / 32), 2048).
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known backbones: {', '.join(BACKBONES)}")
+    if isinstance(weights, str) and weights == "imagenet" and name not in IMAGENET_BACKBONES:
+        raise ValueError(f"no ImageNet weights are available for {name!r} (only for "
+                         f"{', '.join(IMAGENET_BACKBONES)}); pass a local weights file instead")
+    path = None if weights is None or weights == "imagenet" else _check_weights_file(weights)
+    input_shape = tuple(input_shape)
+    if name == "resnet50":
+        backbone = keras.applications.ResNet50(include_top=False,
+                                               weights="imagenet" if weights == "imagenet" else None,
+                                               input_shape=input_shape, name=name)
+    else:
+        backbone = build_vgg(int(name[3:5]), name.endswith("_bn"), input_shape, name=name)
+        if weights == "imagenet":
+            reference = keras.applications.VGG16(include_top=False, weights="imagenet",
+                                                 input_shape=input_shape)
+            for layer in reference.layers:
+                if layer.weights:
+                    backbone.get_layer(layer.name).set_weights(layer.get_weights())
+    if path is not None:
+        backbone.load_weights(path)
+    return backbone
+
+
+def _block_start(backbone: keras.Model, block: int) -> int:
+    """Index of the first layer of convolution block ``block`` in ``backbone.layers``."""
+    prefixes = (f"block{block}_conv1", f"conv{block}_block1_")
+    for index, layer in enumerate(backbone.layers):
+        if layer.name.startswith(prefixes):
+            return index
+    raise ValueError(f"backbone {backbone.name!r} has no convolution block {block}")
+
+
+def freeze_backbone(backbone: keras.Model, fine_tune_from: str = "all") -> keras.Model:
+    """Freeze every layer before the block ``fine_tune_from`` ("conv2_1" ... "conv5_1") and leave
+    the rest trainable; ``"all"`` makes every layer trainable. Returns ``backbone``."""
+    if fine_tune_from not in FINE_TUNE_FROM:
+        raise ValueError(f"fine_tune_from must be one of {', '.join(FINE_TUNE_FROM)}, not {fine_tune_from!r}")
+    backbone.trainable = True
+    start = 0 if fine_tune_from == "all" else _block_start(backbone, int(fine_tune_from[4]))
+    for index, layer in enumerate(backbone.layers):
+        layer.trainable = index >= start
+    return backbone
+
+
+def _pool(x, pooling: str, name: str):
+    if pooling == "flatten":
+        return layers.Flatten(name=name)(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=name)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=name)(x)
+    raise ValueError(f"pooling must be 'flatten', 'avg' or 'max', not {pooling!r}")
+
+
+def build_teixeira2021_2d(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weights=None,
+                          fine_tune_from: str = "all", pooling: str = "flatten",
+                          dense_units=HEAD_UNITS, classes: int = len(EMOTIONS),
+                          name: str | None = None) -> keras.Model:
+    """The discrete-emotion network of Sec. 3.1: (batch, H, W, 3) -> (batch, classes) softmax.
+
+    The backbone (:func:`build_backbone`, nested as a layer named after it) is frozen before
+    ``fine_tune_from``; then ``pooling`` ("flatten", "avg" or "max"), ReLU layers of
+    ``dense_units`` (512, 128) and a softmax over ``classes`` (7 RAF-DB emotions, ``EMOTIONS``).
+    """
+    features = freeze_backbone(build_backbone(backbone, input_shape, weights), fine_tune_from)
+    images = keras.Input(shape=tuple(input_shape), name="image")
+    x = _pool(features(images), pooling, "pool")
+    for i, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+    x = layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return keras.Model(images, x, name=name or f"teixeira2021_2d_{backbone}")
+
+
+def build_teixeira2021_vgg16_lstm(input_shape=INPUT_SHAPE, weights=None, backbone: str = "vgg16",
+                                  fine_tune_from: str = "all", frame_pooling: str = "flatten",
+                                  lstm_units: int = LSTM_UNITS, dropout: float = 0.2,
+                                  recurrent_dropout: float = 0.2,
+                                  lstm_initializer: str = "glorot_uniform",
+                                  dense_units=HEAD_UNITS, outputs: int = 2,
+                                  name: str | None = None) -> keras.Model:
+    """The VGG-16-LSTM of Fig. 6: (batch, T, H, W, 3) clips -> (batch, outputs) = (arousal, valence)
+    per clip.
+
+    Every frame goes through the backbone (VGG-16 by default; any VGG of ``BACKBONES`` may be
+    chosen, frozen before ``fine_tune_from``), its feature map is reduced by ``frame_pooling``, the
+    sequence of frame features feeds one LSTM of ``lstm_units`` (1,024) with ``dropout`` and
+    ``recurrent_dropout`` (0.2 each), whose last state goes through ReLU layers of ``dense_units``
+    and a linear layer of ``outputs`` units. T is free (Sec. 3.2: clips of 16 or 64 frames).
+    """
+    if not backbone.startswith("vgg"):
+        raise ValueError(f"the VGG-16-LSTM takes a VGG backbone, not {backbone!r}")
+    features = freeze_backbone(build_backbone(backbone, input_shape, weights), fine_tune_from)
+    clips = keras.Input(shape=(None, *tuple(input_shape)), name="video")
+    x = features(MergeTime(name="merge_time")(clips))
+    x = _pool(x, frame_pooling, "frame_pool")
+    x = SplitTime(name="split_time")([x, clips])
+    x = layers.LSTM(lstm_units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                    kernel_initializer=lstm_initializer, recurrent_initializer=lstm_initializer,
+                    name="lstm")(x)
+    for i, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+    x = layers.Dense(outputs, name="predictions")(x)
+    return keras.Model(clips, x, name=name or f"teixeira2021_{backbone}_lstm")
+
+
+@register("teixeira2021-2d")
+def teixeira2021_2d(**options) -> keras.Model:
+    return build_teixeira2021_2d(**options)
+
+
+@register("teixeira2021-vgg16-lstm")
+def teixeira2021_vgg16_lstm(**options) -> keras.Model:
+    return build_teixeira2021_vgg16_lstm(**options)
