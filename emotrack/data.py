@@ -79,16 +79,22 @@ def delay_frames(delay_s: float, fps: float) -> int:
 
 def training_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
                      batch_size: int, label_delay_s: float = 0.0, shuffle: bool = True, seed: int = 0,
-                     cache: bool = True):
+                     cache: bool = True, temporal_pooling_s: float | None = None):
     """Fixed-length clips for training or validation.
 
     Args:
         window: frames per clip (L); hop: frames between clip starts.
         label_delay_s: annotator delay compensated by pairing frame t with the rating at t + delay.
+        temporal_pooling_s: average frames, ratings and weights over windows of this duration
+            (Huang et al. 2018, Sec. 4.2; see :mod:`emotrack.temporal`); ``window`` must then be a
+            multiple of the pooling factor k and clips hold L / k steps.
     Returns:
-        ``tf.data.Dataset`` of (frames (B, L, H, W, C) float32, ratings (B, L, D), weights (B, L)).
+        ``tf.data.Dataset`` of (frames (B, L', H, W, C) float32, ratings (B, L', D), weights (B, L'))
+        with L' = L / k (L without pooling).
     """
     import tensorflow as tf
+
+    from .temporal import pooling_frames, tf_temporal_pool
 
     manifest = read_manifest(data_dir)
     fps = {s["session"]: s["fps"] for s in manifest["sessions"]}
@@ -97,6 +103,15 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         raise ValueError(f"{data_dir}: sessions have different frame rates {sorted(fps_values)}; "
                          f"resample them to one rate before compensating a delay")
     shift = delay_frames(label_delay_s, next(iter(fps_values))) if label_delay_s else 0
+    k = 1
+    if temporal_pooling_s:
+        if len(fps_values) > 1:
+            raise ValueError(f"{data_dir}: sessions have different frame rates {sorted(fps_values)}; "
+                             f"resample them to one rate before temporal pooling")
+        k = pooling_frames(temporal_pooling_s, next(iter(fps_values)))
+        if window % k:
+            raise ValueError(f"the clip length ({window} frames) must be a multiple of the temporal pooling "
+                             f"window ({temporal_pooling_s} s = {k} frames); change data.window")
 
     def prepare(s):
         weights = tf.cast(s["face_present"], tf.float32)
@@ -107,8 +122,9 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         t = tf.shape(s["frames"])[0]
         starts = tf.range(0, tf.maximum(t - window + 1, 0), hop)
         return tf.data.Dataset.from_tensor_slices(starts).map(
-            lambda i: (tf.cast(s["frames"][i:i + window], tf.float32), s["ratings"][i:i + window],
-                       s["weights"][i:i + window]))
+            lambda i: (tf_temporal_pool(s["frames"][i:i + window], k),
+                       tf_temporal_pool(s["ratings"][i:i + window], k),
+                       tf_temporal_pool(s["weights"][i:i + window], k)))
 
     ds = load_sessions(data_dir, partitions).map(prepare)
     if cache:

@@ -76,6 +76,31 @@ def _plot(path: Path, session: dict[str, Any], gold: np.ndarray, pred: np.ndarra
     os.replace(tmp, path)
 
 
+def _write_predictions(run_dir: Path, predicted: dict[str, dict], targets: list[str], chain, rate_hz: float) -> Path:
+    """One row per frame of every evaluated session: gold, raw prediction (delay undone, at the
+    frame rate), post-processed prediction and the face mask, as ``predictions.csv``."""
+    import pandas as pd
+
+    tables = []
+    for partition, p in predicted.items():
+        for s, gold, pred, mask in zip(p["sessions"], p["golds"], p["preds"], p["masks"]):
+            table = pd.DataFrame({"partition": partition, "session": s["session"],
+                                  "time": np.round(s["time"], 6)})
+            post = chain.apply(pred, rate_hz) if chain is not None else None
+            for k, name in enumerate(targets):
+                table[f"gold_{name}"] = gold[:, k]
+                table[f"pred_{name}"] = pred[:, k]
+                if post is not None:
+                    table[f"post_{name}"] = post[:, k]
+            table["face_present"] = mask.astype(int)
+            tables.append(table)
+    path = run_dir / "predictions.csv"
+    tmp = run_dir / "predictions.csv.tmp"
+    pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6f")
+    os.replace(tmp, path)
+    return path
+
+
 def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoint: str = "best.keras",
              aggregation: str = "concat", postprocessing: str | None = None) -> dict[str, Any]:
     """Evaluate a run on whole sessions of its data and write the report.
@@ -89,8 +114,8 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
         the report dict (also written to ``run_dir/report.json``).
     """
     from .models import load_model
-    from .models.huang2018 import temporal_factor
     from .postprocess import PostProcessingChain, raw_and_post_processed_metrics
+    from .temporal import input_contract, pooled_predictions
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -101,15 +126,15 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     targets = config["targets"]
     partitions = partitions or config["evaluate"]["partitions"]
     postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")
-    pooling = config["model"]["options"].get("pooling", "original")
-    factor = temporal_factor(pooling) if config["model"]["name"].startswith("huang2018") else 1
     target_idx = [config["data"]["dimensions"].index(d) for d in targets]
 
     def predict_partition(partition):
         sessions = session_arrays(config["data"]["dir"], partition)
         out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
         for s in sessions:
-            pred = predict_session(model, s["frames"], config["evaluate"].get("chunk", 600), factor)
+            # Temporal pooling and the network's own time reduction undone: one prediction per frame.
+            k, factor = input_contract(config, float(s["fps"]))
+            pred = pooled_predictions(model, s["frames"], k, config["evaluate"].get("chunk", 600), factor)
             shift = delay_frames(config["data"].get("label_delay_s", 0.0), float(s["fps"]))
             out["preds"].append(undo_label_delay(pred, shift))
             out["golds"].append(s["ratings"][:, target_idx])
@@ -155,6 +180,8 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
             _plot(plotted, s, p["golds"][0], p["preds"][0], targets, entry["sessions"][s["session"]])
     report["post_processing"] = chain.to_dict() if chain is not None else None
     report["plot"] = str(plotted) if plotted else None
+    report["predictions"] = str(_write_predictions(run_dir, {p: predicted[p] for p in partitions}, targets,
+                                                   chain, rate_hz))
     tmp = run_dir / (REPORT + ".tmp")
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, run_dir / REPORT)

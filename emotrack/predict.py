@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import delay_frames
-from .evaluate import predict_session, undo_label_delay
+from .evaluate import undo_label_delay
 from .faces import FaceDetector
 from .preprocess import PreprocessOptions, face_crops
 from .train import load_run_config
@@ -30,8 +30,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
         ``out_csv`` (atomically) when given.
     """
     from .models import load_model
-    from .models.huang2018 import temporal_factor
     from .postprocess import PostProcessingChain
+    from .temporal import input_contract, pooled_predictions
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -43,9 +43,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
                             select=options.select)
     crops, present, _ = face_crops(frames, detector, options, video)
     model = load_model(run_dir / checkpoint)
-    pooling = config["model"]["options"].get("pooling", "original")
-    factor = temporal_factor(pooling) if config["model"]["name"].startswith("huang2018") else 1
-    pred = predict_session(model, crops, config["evaluate"].get("chunk", 600), factor)
+    k, factor = input_contract(config, fps)
+    pred = pooled_predictions(model, crops, k, config["evaluate"].get("chunk", 600), factor)
     pred = undo_label_delay(pred, delay_frames(config["data"].get("label_delay_s", 0.0), fps))
     chain_file = run_dir / "postprocessing.json"
     if postprocess and chain_file.is_file():

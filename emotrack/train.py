@@ -16,6 +16,7 @@ import yaml
 from . import __version__
 from .config import resolve_config
 from .data import manifest_hash, read_manifest, training_windows
+from .temporal import input_contract
 
 CONFIG_FILE = "config.yaml"
 
@@ -33,10 +34,21 @@ def _versions() -> dict[str, str]:
             "numpy": numpy.__version__, "python": platform.python_version()}
 
 
-def needs_temporal_pooling(config: dict[str, Any]) -> bool:
-    """Whether a Huang 2018 config asks for the variants of Table 1 that pool frames in time
-    before the network (Sec. 4.2)."""
-    return config["model"]["options"].get("pooling") in ("temporal", "max_tp")
+def check_time_contract(config: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a clip length the model cannot take: the clip must be
+    a multiple of the temporal pooling window k, and the pooled clip a multiple of the network's
+    own temporal reduction (Huang 2018 Table 1); the Table 1 "temporal" variants need
+    ``data.temporal_pooling_s``."""
+    rates = sorted({s["fps"] for s in manifest["sessions"]})
+    k, factor = input_contract(config, rates[0])
+    window = config["data"]["window"]
+    pooling = config["model"]["options"].get("pooling")
+    if pooling in ("temporal", "max_tp") and not config["data"].get("temporal_pooling_s"):
+        raise ValueError(f"the {pooling!r} pooling variant averages frames and labels over time: set "
+                         f"data.temporal_pooling_s (Huang 2018 uses 0.2 to 0.8 s)")
+    if window % (k * factor):
+        raise ValueError(f"data.window={window} frames must be a multiple of {k * factor} (temporal pooling "
+                         f"window {k} frames x network time reduction {factor})")
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -95,10 +107,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     manifest = read_manifest(data_dir)
     if (out_dir / CONFIG_FILE).exists() and not overwrite:
         raise RunExistsError(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
-    if needs_temporal_pooling(config):
-        raise ValueError("the 'temporal' and 'max_tp' pooling variants need temporal pooling of frames and "
-                         "labels in the input pipeline, which emotrack.data does not provide yet; use "
-                         "'original' or 'max'")
+    check_time_contract(config, manifest)
     frame = manifest["frame"]
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
     model_cfg["options"]["input_shape"] = [None, frame["height"], frame["width"], frame["channels"]]
@@ -127,7 +136,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         return x, tf.gather(y, target_idx, axis=-1), w
 
     common = dict(window=data_cfg["window"], hop=data_cfg["hop"], batch_size=data_cfg["batch_size"],
-                  label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"])
+                  label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"],
+                  temporal_pooling_s=data_cfg.get("temporal_pooling_s"))
     train_ds = training_windows(data_dir, "train", shuffle=True, **common).map(select)
     devel_ds = training_windows(data_dir, "devel", shuffle=False, **common).map(select)
 

@@ -15,6 +15,12 @@ What the paper leaves open, and what is assumed here:
   product of the temporal pool sizes (8 for ``max``: 1*2*2*2; 4 for ``max_tp``: 1*1*2*2; the paper's
   "factor of 6" does not follow from its own table) and each prediction is repeated that many times
   to return to the input length; the input length must then be a multiple of that factor.
+- Table 1's "Temporal pooling" network is the "Original" one; what differs is its input contract:
+  frames and labels are averaged over windows of ``data.temporal_pooling_s`` seconds (Sec. 4.2,
+  0.2 to 0.8 s) before the network sees them, and predictions are repeated back to the frame rate
+  (:mod:`emotrack.temporal`; training, evaluation and prediction read the duration from the run's
+  config). "Max pooling and Temporal pooling" does both: the input is pooled in time by k frames and
+  the network shortens it by 4 more, so each prediction covers 4k frames.
 - Input: float pixel values in 0..255, shape (time, 112, 112, 1); time may be left free so whole
   sessions can be predicted. The paper does not say how pixels are normalised. By default
   (``input_normalization="frame"``) every frame is standardised to zero mean and unit variance over
@@ -63,6 +69,8 @@ POOLING_VARIANTS = {
 
 def temporal_factor(pooling: str) -> int:
     """By how much the network shortens the sequence under a pooling variant."""
+    if pooling not in POOLING_VARIANTS:
+        raise ValueError(f"pooling must be one of {sorted(POOLING_VARIANTS)}, not {pooling!r}")
     factor = 1
     for kernel in POOLING_VARIANTS[pooling]:
         factor *= kernel[0]
