@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .. import __version__
 from .evaluate import evaluate
+from .models import models
 from .predict import predict
 from .preprocess import preprocess
 from .synth import synth
@@ -28,6 +29,7 @@ def main() -> None:
     emotrack train huang2018-convlstm --data tfr --out runs/a     # -> run folder
     emotrack evaluate runs/a                                      # CCC report + plot
     emotrack predict runs/a video.mp4 --out va.csv                # a new video
+    emotrack models --params                                      # the model zoo
     """
 
 
@@ -36,3 +38,4 @@ main.add_command(preprocess)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(predict)
+main.add_command(models)

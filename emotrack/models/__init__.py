@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 _REGISTRY: dict[str, Callable[..., keras.Model]] = {}
 
@@ -36,6 +38,23 @@ def build_model(name: str, **options) -> keras.Model:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name](**options)
+
+
+def describe_model(name: str) -> str:
+    """One line on a registered model: its builder's docstring, else its module's (the paper)."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    fn = _REGISTRY[name]
+    doc = fn.__doc__ or sys.modules[fn.__module__].__doc__ or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def count_parameters(model: keras.Model) -> dict[str, int]:
+    """Total, trainable and non-trainable parameters (weights) of a built model."""
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    total = sum(int(np.prod(w.shape)) for w in model.weights)
+    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
 
 
 def load_model(path, compile: bool = False) -> keras.Model:

@@ -50,10 +50,11 @@ What the paper leaves open, and what is assumed here:
   pooled output has 2048. Here a dense projection of ``visual_features`` (640) units with ReLU,
   followed by dropout 0.5 (Sec. V: dropout on all non-recurrent layers), maps the 2048 pooled
   features to 640; ``visual_features=None`` drops the projection and passes the 2048 features on.
-- Pretrained weights (Sec. III-D fine-tunes an ImageNet ResNet-50): nothing is downloaded.
-  ``weights`` is None (random initialisation) or the path of a local ``.weights.h5`` / ``.h5``
-  file for the ResNet-50 backbone built with ``include_top=False`` (for instance the Keras
-  ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`` file).
+- Pretrained weights (Sec. III-D fine-tunes an ImageNet ResNet-50): ``weights`` is None (random
+  initialisation), ``"imagenet"`` (downloaded by Keras when the model is built, never at import)
+  or the path of a local ``.weights.h5`` / ``.h5`` file for the ResNet-50 backbone built with
+  ``include_top=False`` (for instance the Keras
+  ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`` file); see :mod:`emotrack.models.weights`.
 - Visual input: float RGB pixel values 0..255, shape (T, 96, 96, 3). With
   ``input_preprocessing="caffe"`` (default) the frames are converted as
   ``keras.applications.resnet50.preprocess_input`` does (RGB -> BGR, ImageNet channel means
@@ -65,12 +66,11 @@ What the paper leaves open, and what is assumed here:
 
 from __future__ import annotations
 
-import os
-
 import keras
 from keras import layers, ops
 
 from . import register
+from .weights import build_with_named_weights, load_weights_file, weights_source
 
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 640  # 40 ms at 16 kHz
@@ -184,17 +184,14 @@ def build_audio_features(frame_samples: int = FRAME_SAMPLES, conv1_filters: int 
 def build_resnet50_backbone(image_size: int = 96, weights: str | None = None) -> keras.Model:
     """ResNet-50 without its classifier, global average pooling: (H, W, 3) -> 2048.
 
-    ``weights`` is None or a local weights file (``.weights.h5`` or legacy ``.h5``) saved from a
-    ResNet-50 built with ``include_top=False``; it is loaded here, nothing is downloaded.
+    ``weights``: None (random), ``"imagenet"`` (``keras.applications``, downloaded by Keras when
+    the model is built) or a local weights file (``.weights.h5`` or legacy ``.h5``) saved from a
+    ResNet-50 built with ``include_top=False`` (see :mod:`emotrack.models.weights`).
     """
-    backbone = keras.applications.ResNet50(include_top=False, weights=None, pooling="avg",
-                                           input_shape=(image_size, image_size, 3), name="resnet50")
-    if weights is not None:
-        path = os.fspath(weights)
-        if not path.endswith(".h5"):
-            raise ValueError(f"weights must be a .weights.h5 or .h5 file, not {path!r}")
-        backbone.load_weights(path)
-    return backbone
+    name, path = weights_source(weights, "resnet50", known=("imagenet",))
+    backbone = build_with_named_weights(keras.applications.ResNet50, name, "resnet50", include_top=False,
+                                        pooling="avg", input_shape=(image_size, image_size, 3), name="resnet50")
+    return load_weights_file(backbone, path)
 
 
 def build_visual_features(image_size: int = 96, weights: str | None = None,
