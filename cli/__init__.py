@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .. import __version__
 from .evaluate import evaluate
+from .experiments import experiments
 from .models import models
 from .predict import predict
 from .preprocess import preprocess
@@ -39,3 +40,4 @@ main.add_command(train)
 main.add_command(evaluate)
 main.add_command(predict)
 main.add_command(models)
+main.add_command(experiments)

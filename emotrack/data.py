@@ -17,6 +17,8 @@ import numpy as np
 
 from .preprocess import MANIFEST
 
+SHUFFLE_BUFFER = 4096  # clips; a whole corpus' worth of clips for the demo and the tests
+
 
 def read_manifest(data_dir: str | Path) -> dict[str, Any]:
     """The manifest of a preprocessed corpus; a clear error when the folder is not one."""
@@ -79,7 +81,8 @@ def delay_frames(delay_s: float, fps: float) -> int:
 
 def training_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
                      batch_size: int, label_delay_s: float = 0.0, shuffle: bool = True, seed: int = 0,
-                     cache: bool = True, temporal_pooling_s: float | None = None):
+                     cache: bool = True, temporal_pooling_s: float | None = None,
+                     epochs: tuple[int, int] | None = None):
     """Fixed-length clips for training or validation.
 
     Args:
@@ -88,6 +91,10 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         temporal_pooling_s: average frames, ratings and weights over windows of this duration
             (Huang et al. 2018, Sec. 4.2; see :mod:`emotrack.temporal`); ``window`` must then be a
             multiple of the pooling factor k and clips hold L / k steps.
+        epochs: ``(first, end)``: the clips of epochs first .. end - 1 one after the other, each
+            epoch shuffled with a seed made of ``seed`` and the epoch's index, so that epoch e has
+            the same order whether training started at epoch 0 or was resumed at e. Without it,
+            one pass, reshuffled at each iteration.
     Returns:
         ``tf.data.Dataset`` of (frames (B, L', H, W, C) float32, ratings (B, L', D), weights (B, L'))
         with L' = L / k (L without pooling).
@@ -130,9 +137,28 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
     if cache:
         ds = ds.cache()
     ds = ds.flat_map(to_windows)
+    if epochs is not None:
+        # One dataset per epoch with a Python seed (a tensor seed breaks tf.random's global-seed logic).
+        parts = [(ds.shuffle(SHUFFLE_BUFFER, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
+                  if shuffle else ds).batch(batch_size) for e in range(*epochs)]
+        if not parts:
+            return ds.batch(batch_size).take(0)
+        out = parts[0]
+        for part in parts[1:]:
+            out = out.concatenate(part)
+        return out.prefetch(tf.data.AUTOTUNE)
     if shuffle:
-        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def count_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int) -> int:
+    """How many clips :func:`training_windows` cuts from the partition(s), from the manifest."""
+    manifest = read_manifest(data_dir)
+    if isinstance(partitions, str):
+        partitions = [partitions]
+    return sum((s["num_frames"] - window) // hop + 1 for s in manifest["sessions"]
+               if s["partition"] in partitions and s["num_frames"] >= window)
 
 
 def session_arrays(data_dir: str | Path, partitions: str | list[str] | None = None) -> list[dict[str, Any]]:

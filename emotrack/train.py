@@ -1,24 +1,32 @@
 """Training: a resolved experiment config + preprocessed data -> a run folder.
 
 The run folder holds ``config.yaml`` (the resolved config, the data folder and its manifest hash,
-the seed, package versions), ``best.keras`` (the checkpoint with the lowest devel loss),
-``last.keras`` and ``history.csv``.
+the seed, package versions), ``best.keras`` (the checkpoint with the highest devel CCC),
+``last.keras``, ``history.csv``, TensorBoard logs in ``logs/`` and, for ``--resume``, the newest
+epoch's checkpoint in ``checkpoints/`` (model with optimiser state, and the random-number
+generator states, epoch and devel CCC history).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from . import __version__
 from .config import resolve_config
-from .data import manifest_hash, read_manifest, training_windows
+from .data import count_windows, manifest_hash, read_manifest, training_windows
 from .temporal import input_contract
 
 CONFIG_FILE = "config.yaml"
+CHECKPOINTS = "checkpoints"
 
 
 class RunExistsError(FileExistsError):
@@ -80,9 +88,86 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
+def _seed_generators(model) -> list:
+    """Every random-number generator state of ``model`` (dropout and friends), in layer order."""
+    return [g for layer in model._flatten_layers(include_self=True, recursive=True)
+            for g in getattr(layer, "_seed_generators", [])]
+
+
+def _atomic_save_model(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete resume checkpoint of a run: ``(model file, state)``, or None."""
+    folder = Path(run_dir) / CHECKPOINTS
+    for state_file in sorted(folder.glob("epoch-*.json"), reverse=True):
+        model_file = state_file.with_suffix(".keras")
+        if model_file.is_file():
+            return model_file, json.loads(state_file.read_text())
+    return None
+
+
+def _run_checkpoint_callback(out_dir: Path, monitor: str, patience: int | None, state: dict[str, Any] | None):
+    import keras
+
+    class RunCheckpoint(keras.callbacks.Callback):
+        """After every epoch: ``best.keras`` when the devel CCC improved, a resume checkpoint
+        (model with optimiser state, then the RNG states, epoch and monitor history) written
+        atomically, and early stopping after ``patience`` epochs without improvement."""
+
+        def __init__(self):
+            super().__init__()
+            self.values = list(state["values"]) if state else []
+
+        def best_epoch(self) -> int | None:
+            """The first epoch with the highest devel CCC (NaN never counts)."""
+            best = None
+            for e, v in enumerate(self.values):
+                if v == v and (best is None or v > self.values[best]):
+                    best = e
+            return best
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            self.values.append(float(value) if value is not None else float("nan"))
+            if self.best_epoch() == epoch:
+                _atomic_save_model(self.model, out_dir / "best.keras")
+            if patience is not None and self.best_epoch() is not None and epoch - self.best_epoch() >= patience:
+                self.model.stop_training = True
+            folder = out_dir / CHECKPOINTS
+            folder.mkdir(exist_ok=True)
+            stem = f"epoch-{epoch + 1:04d}"
+            _atomic_save_model(self.model, folder / f"{stem}.keras")
+            states = [np.asarray(g.state.value).tolist() for g in _seed_generators(self.model)]
+            _atomic_write(folder / f"{stem}.json", json.dumps({
+                "epochs_done": epoch + 1, "monitor": monitor, "values": self.values,
+                "stopped": bool(self.model.stop_training), "seed_generator_states": states}))
+            for old in folder.glob("epoch-*"):
+                if not old.name.startswith(stem):
+                    old.unlink()
+
+    return RunCheckpoint()
+
+
+def _truncate_history(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` epochs of ``history.csv`` (the epochs a resume keeps)."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        _atomic_write(path, "".join(lines[: rows + 1]))
+
+
 def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
           overrides: list[str] | tuple[str, ...] = (), seed: int | None = None, overwrite: bool = False,
-          verbose: int = 2) -> Path:
+          resume: bool = False, verbose: int = 2) -> Path:
     """Train a named experiment on preprocessed data and write the run folder.
 
     Args:
@@ -91,6 +176,9 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         out_dir: the run folder to create.
         overrides: ``section.key=value`` strings applied after ``config_file``.
         seed: overrides ``train.seed``.
+        resume: continue the run in ``out_dir`` from its newest checkpoint (the model with its
+            optimiser state, the random-number generator states and the epoch), with the config
+            written there; the result equals that of an uninterrupted run on the same machine.
     Returns:
         the run folder.
     """
@@ -98,59 +186,149 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     import tensorflow as tf
 
     from .losses import StreamingCCC
-    from .models import build_model
+    from .models import build_model, load_model
 
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir)
-    config = resolve_config(experiment, config_file, overrides)
-    if seed is not None:
-        config["train"]["seed"] = int(seed)
+    if not resume:
+        resolve_config(experiment)  # an unknown experiment is named before anything else
     manifest = read_manifest(data_dir)
-    if (out_dir / CONFIG_FILE).exists() and not overwrite:
-        raise RunExistsError(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
-    check_time_contract(config, manifest)
-    frame = manifest["frame"]
+    checkpoint = None
+    if resume:
+        config = load_run_config(out_dir)
+        if config["experiment"] != experiment:
+            raise ValueError(f"{out_dir} is a run of {config['experiment']!r}, not {experiment!r}")
+        if config["data"]["manifest_sha256"] != manifest_hash(data_dir):
+            raise ValueError(f"the data in {data_dir} is not the data {out_dir} was trained on (manifest "
+                             f"hash differs); resume with --data {config['data']['dir']}")
+        if config_file is not None or overrides or seed is not None:
+            raise ValueError("--resume continues a run with the config in its folder; --config, --set and "
+                             "--seed cannot change it")
+        checkpoint = latest_checkpoint(out_dir)
+    else:
+        config = resolve_config(experiment, config_file, overrides)
+        if seed is not None:
+            config["train"]["seed"] = int(seed)
+        if (out_dir / CONFIG_FILE).exists() and not overwrite:
+            raise RunExistsError(f"{out_dir} already holds a run; choose another --out, pass --overwrite, or "
+                                 f"--resume to continue it")
+        check_time_contract(config, manifest)
+        frame = manifest["frame"]
+        config["model"]["options"]["input_shape"] = [None, frame["height"], frame["width"], frame["channels"]]
+        config["model"]["options"]["outputs"] = 2
+        config["targets"] = ["arousal", "valence"]
+        missing = [d for d in config["targets"] if d not in manifest["dimensions"]]
+        if missing:
+            raise ValueError(f"{data_dir} has no {', '.join(missing)} ratings (it has {manifest['dimensions']})")
+        config["data"]["dir"] = str(data_dir)
+        config["data"]["dimensions"] = list(manifest["dimensions"])
+        config["data"]["manifest_sha256"] = manifest_hash(data_dir)
+        # What `emotrack predict` must do to a new video's frames to match the training data.
+        config["data"]["preprocessing"] = manifest["options"]
+        config["versions"] = _versions()
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
-    model_cfg["options"]["input_shape"] = [None, frame["height"], frame["width"], frame["channels"]]
-    model_cfg["options"]["outputs"] = 2
-    config["targets"] = ["arousal", "valence"]
-    missing = [d for d in config["targets"] if d not in manifest["dimensions"]]
-    if missing:
-        raise ValueError(f"{data_dir} has no {', '.join(missing)} ratings (it has {manifest['dimensions']})")
-    config["data"]["dir"] = str(data_dir)
-    config["data"]["dimensions"] = list(manifest["dimensions"])
-    config["data"]["manifest_sha256"] = manifest_hash(data_dir)
-    # What `emotrack predict` must do to a new video's frames to match the training data.
-    config["data"]["preprocessing"] = manifest["options"]
-    config["versions"] = _versions()
 
     keras.utils.set_random_seed(train_cfg["seed"])
     if train_cfg.get("deterministic", True):
         tf.config.experimental.enable_op_determinism()
-    # Built before anything is written, so a wrong model option leaves no half-made run folder.
-    model = build_model(model_cfg["name"], **model_cfg["options"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+    initial_epoch, state = 0, None
+    if checkpoint is not None:
+        model_file, state = checkpoint
+        model = load_model(model_file, compile=True)
+        generators = _seed_generators(model)
+        if len(generators) != len(state["seed_generator_states"]):
+            raise ValueError(f"{model_file} does not match its state file (random-number generators differ)")
+        for g, value in zip(generators, state["seed_generator_states"]):
+            g.state.assign(np.asarray(value, dtype=g.state.dtype))
+        initial_epoch = state["epochs_done"]
+    else:
+        # Built before anything is written, so a wrong model option leaves no half-made run folder.
+        model = build_model(model_cfg["name"], **model_cfg["options"])
+        model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
+                      loss=make_loss(train_cfg["loss"]),
+                      weighted_metrics=[StreamingCCC(num_dimensions=2, name="ccc")])
+        if resume:  # killed before the first epoch ended: start again from the same seed
+            shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
+    if not resume:
+        if overwrite:
+            for stale in (CHECKPOINTS, "logs"):
+                shutil.rmtree(out_dir / stale, ignore_errors=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     target_idx = [manifest["dimensions"].index(d) for d in config["targets"]]
 
     def select(x, y, w):
         return x, tf.gather(y, target_idx, axis=-1), w
 
+    epochs = int(train_cfg["epochs"])
     common = dict(window=data_cfg["window"], hop=data_cfg["hop"], batch_size=data_cfg["batch_size"],
                   label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"],
                   temporal_pooling_s=data_cfg.get("temporal_pooling_s"))
-    train_ds = training_windows(data_dir, "train", shuffle=True, **common).map(select)
-    devel_ds = training_windows(data_dir, "devel", shuffle=False, **common).map(select)
+    def batches(partition):
+        n = math.ceil(count_windows(data_dir, partition, data_cfg["window"], data_cfg["hop"]) / data_cfg["batch_size"])
+        if n == 0:
+            raise ValueError(f"{data_dir}: no {partition} session is as long as one clip ({data_cfg['window']} frames)")
+        return n
 
-    model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
-                  loss=make_loss(train_cfg["loss"]),
-                  weighted_metrics=[StreamingCCC(num_dimensions=2, name="ccc")])
+    # Known lengths, so that Keras neither guesses nor warns at the end of the data.
+    steps, devel_steps = batches("train"), batches("devel")
+    train_ds = training_windows(data_dir, "train", shuffle=True, epochs=(initial_epoch, epochs), **common).map(
+        select).apply(tf.data.experimental.assert_cardinality(steps * max(epochs - initial_epoch, 0)))
+    devel_ds = training_windows(data_dir, "devel", shuffle=False, **common).map(select).apply(
+        tf.data.experimental.assert_cardinality(devel_steps))
+
+    patience = train_cfg.get("early_stopping_patience")
+    _truncate_history(out_dir / "history.csv", initial_epoch)
     callbacks = [
-        keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_loss", save_best_only=True),
-        keras.callbacks.CSVLogger(str(out_dir / "history.csv")),
+        _run_checkpoint_callback(out_dir, "val_ccc", patience, state),
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=initial_epoch > 0),
         keras.callbacks.TerminateOnNaN(),
     ]
-    # The windows are already shuffled (seeded) in the pipeline.
-    model.fit(train_ds, validation_data=devel_ds, epochs=train_cfg["epochs"], callbacks=callbacks, shuffle=False,
-              verbose=verbose)
-    model.save(out_dir / "last.keras")
+    if train_cfg.get("tensorboard", True):
+        callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "logs"), write_graph=False,
+                                                     profile_batch=0))
+    if initial_epoch < epochs and not (state and state.get("stopped")):
+        # Clips are shuffled per epoch in the pipeline (seeded by the epoch's index).
+        model.fit(train_ds, validation_data=devel_ds, epochs=epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=verbose)
+    _atomic_save_model(model, out_dir / "last.keras")
     return out_dir
+
+
+def train_repeats(experiment: str, data_dir: str | Path, out_dir: str | Path, repeats: int,
+                  config_file: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                  seed: int | None = None, overwrite: bool = False, resume: bool = False,
+                  verbose: int = 2) -> dict[str, Any]:
+    """Train and evaluate ``repeats`` runs that differ only in their seed (Huang et al. 2018
+    average five), in ``out_dir/seed-<s>``, and write ``out_dir/repeats.json``: every run's CCC
+    and, per partition, kind (raw, post-processed) and dimension, their mean and standard
+    deviation (population, over runs)."""
+    from .evaluate import evaluate
+
+    if repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, not {repeats}")
+    out_dir = Path(out_dir)
+    first = seed if seed is not None else resolve_config(experiment, config_file, overrides)["train"]["seed"]
+    runs = {}
+    for s in range(first, first + repeats):
+        run = out_dir / f"seed-{s}"
+        if resume and not (run / CONFIG_FILE).is_file():
+            train(experiment, data_dir, run, config_file, overrides, seed=s, overwrite=overwrite, verbose=verbose)
+        else:
+            train(experiment, data_dir, run, *((None, (), None) if resume else (config_file, overrides, s)),
+                  overwrite=overwrite, resume=resume, verbose=verbose)
+        runs[s] = evaluate(run)
+    summary: dict[str, Any] = {"experiment": experiment, "seeds": list(runs), "runs": {}, "summary": {}}
+    for s, report in runs.items():
+        summary["runs"][s] = {p: {k: {d: v[d]["CCC"] for d in report["targets"]} for k, v in entry.items()
+                                  if k in ("raw", "post_processed")}
+                              for p, entry in report["partitions"].items()}
+    for p, entry in next(iter(summary["runs"].values())).items():
+        for kind, dims in entry.items():
+            for d in dims:
+                values = [summary["runs"][s][p][kind][d] for s in runs]
+                finite = [v for v in values if v is not None]
+                summary["summary"].setdefault(p, {}).setdefault(kind, {})[d] = {
+                    "mean": float(np.mean(finite)) if finite else None,
+                    "std": float(np.std(finite)) if finite else None, "n": len(finite)}
+    _atomic_write(out_dir / "repeats.json", json.dumps(summary, indent=2))
+    return summary

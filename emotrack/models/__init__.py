@@ -66,4 +66,4 @@ def load_model(path, compile: bool = False) -> keras.Model:
 
 
 def _load_builtin() -> None:
-    from . import huang2018, teixeira2021, tzirakis2017  # noqa: F401  (register on import)
+    from . import astnet2017, huang2018, teixeira2021, tzirakis2017  # noqa: F401  (register on import)
