@@ -182,7 +182,7 @@ def test_attribute_weights_load_the_whole_cnn(stream, tmp_path):
     frames = _frames((4, *IMAGE), seed=8)
     np.testing.assert_array_equal(model.get_layer("attribute_cnn")(frames),
                                   stream.get_layer("attribute_cnn")(frames))
-    with pytest.raises(FileNotFoundError, match="attribute_weights"):
+    with pytest.raises(ValueError, match="none.weights.h5.*does not exist"):
         build_model("astnet2017", attribute_weights=tmp_path / "none.weights.h5", **TINY)
 
 

@@ -1,13 +1,15 @@
 """Inflation of 2D CNNs into 3D CNNs (emotrack.models.inflate): on a still video (one frame repeated)
-the inflated network reproduces the 2D network, kernel by kernel and for a whole VGG-like model."""
+the inflated network reproduces the 2D network, kernel by kernel, for a VGG-like chain, a small
+residual network and ResNet-50; "centered" + "zero" reproduces the 2D network frame by frame on any
+clip; masking keeps the central kernel slices bit-identical through training."""
 
 import keras
 import numpy as np
 import pytest
 from keras import layers, ops
 
-from emotrack.models.inflate import (UnsupportedLayerError, center_index, inflate_conv2d_kernel,
-                                     inflate_model)
+from emotrack.models.inflate import (MaskedConv3D, UnsupportedLayerError, center_index,
+                                     inflate_conv2d_kernel, inflate_model)
 
 ATOL = 1e-5
 
@@ -198,13 +200,19 @@ def test_unsupported_layers_are_named():
     x = layers.Flatten(name="my_flatten")(x)
     with pytest.raises(UnsupportedLayerError, match="my_flatten.*Flatten"):
         inflate_model(keras.Model(inputs, layers.Dense(2)(x)))
-    y = layers.Conv2D(3, 3, padding="same", name="branch")(inputs)
-    y = layers.Add(name="skip_add")([inputs, y])
-    with pytest.raises(UnsupportedLayerError, match="skip_add"):
-        inflate_model(keras.Model(inputs, y))
     z = layers.DepthwiseConv2D(3, name="dw")(inputs)
     with pytest.raises(UnsupportedLayerError, match="'dw' \\(DepthwiseConv2D\\)"):
         inflate_model(keras.Model(inputs, z))
+    shared = layers.Conv2D(3, 3, padding="same", name="shared")
+    with pytest.raises(UnsupportedLayerError, match="'shared'.*used 2 times"):
+        inflate_model(keras.Model(inputs, shared(shared(inputs))))
+    inner = keras.Model(inputs, layers.Conv2D(3, 1, name="inner_conv")(inputs), name="inner")
+    outer_input = keras.Input((16, 16, 3))
+    with pytest.raises(UnsupportedLayerError, match="'inner'.*nested model"):
+        inflate_model(keras.Model(outer_input, inner(outer_input)))
+    strided = layers.Conv2D(3, 3, strides=2, padding="same", name="strided_same")(inputs)
+    with pytest.raises(UnsupportedLayerError, match="strided_same"):
+        inflate_model(keras.Model(inputs, strided), temporal_dilation=2)
 
 
 def test_inflate_model_rejects_bad_options(model_2d):
@@ -214,6 +222,10 @@ def test_inflate_model_rejects_bad_options(model_2d):
         inflate_model(model_2d, temporal_padding="reflect")
     with pytest.raises(ValueError, match="fill"):
         inflate_model(model_2d, mode="copied", fill="random")
+    with pytest.raises(ValueError, match="masking"):
+        inflate_model(model_2d, time_size=1, masking=True)
+    with pytest.raises(ValueError, match="'block9_'"):
+        inflate_model(model_2d, temporal_dilation={"conv1": 2, "block9_": 2})
 
 
 def test_inflated_model_saves_loads_and_logs(model_2d, frames, tmp_path, caplog):
@@ -225,3 +237,192 @@ def test_inflated_model_saves_loads_and_logs(model_2d, frames, tmp_path, caplog)
     loaded = keras.saving.load_model(path)
     clips = still_video(frames, 3)
     np.testing.assert_allclose(run(loaded, clips), run(model_3d, clips), atol=ATOL)
+
+
+# --- graphs with branches and skip connections ---------------------------------------------------
+
+def residual_like(seed=0):
+    """A small ResNet-style graph (8 filters, 16x16x3 input): ZeroPadding2D + strided "valid" stem,
+    a bottleneck block whose shortcut is a strided 1x1 convolution, an identity block (Add), a
+    Concatenate branch and BatchNormalization with non-trivial statistics. Output (4, 4, 16)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = layers.ZeroPadding2D(1, name="stem_pad")(inputs)
+    x = layers.Conv2D(8, 3, strides=1, name="stem_conv")(x)
+    x = layers.BatchNormalization(axis=3, name="stem_bn")(x)
+    x = layers.Activation("relu", name="stem_relu")(x)
+    shortcut = layers.Conv2D(8, 1, strides=2, name="res_0_conv")(x)  # strided, "valid"
+    y = layers.Conv2D(4, 1, strides=2, name="res_1_conv")(x)
+    y = layers.BatchNormalization(name="res_1_bn")(y)
+    y = layers.ReLU(name="res_1_relu")(y)
+    y = layers.Conv2D(8, 3, padding="same", name="res_2_conv")(y)
+    x = layers.Add(name="res_add")([shortcut, y])
+    x = layers.Activation("relu", name="res_out")(x)
+    z = layers.Conv2D(8, 3, padding="same", name="id_conv")(x)
+    x = layers.ReLU(name="id_out")(layers.Add(name="id_add")([x, z]))
+    branch = layers.Conv2D(8, 1, name="branch_conv")(x)
+    x = layers.Concatenate(axis=3, name="concat")([x, branch])
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    model = keras.Model(inputs, x, name="residual_like")
+    rng = np.random.default_rng(seed)
+    for name in ("stem_bn", "res_1_bn"):
+        bn = model.get_layer(name)
+        c = bn.gamma.shape[0]
+        bn.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c), rng.normal(0, 0.3, c),
+                        rng.uniform(0.5, 2.0, c)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def residual_2d():
+    return residual_like()
+
+
+def frame_by_frame(model_2d, clips):
+    """The 2D model applied to every frame of (B, T, H, W, C) clips -> (B, T, ...)."""
+    b, t = clips.shape[:2]
+    out = run(model_2d, clips.reshape(b * t, *clips.shape[2:]))
+    return out.reshape(b, t, *out.shape[1:])
+
+
+def test_residual_graph_structure(residual_2d):
+    model_3d = inflate_model(residual_2d, time_size=3, time_steps=4)
+    assert model_3d.output_shape == (None, 4, 4, 4, 16)
+    assert isinstance(model_3d.get_layer("stem_pad"), layers.ZeroPadding3D)
+    assert model_3d.get_layer("stem_pad").padding == ((0, 0), (1, 1), (1, 1))
+    assert isinstance(model_3d.get_layer("res_add"), layers.Add)
+    assert model_3d.get_layer("concat").axis == 4  # channel axis, past the new time axis
+    assert model_3d.get_layer("res_0_conv").strides == (1, 2, 2)
+    assert model_3d.get_layer("stem_bn").axis == -1  # axis=3 (channels) of the 2D layer
+
+
+def test_centered_zero_is_the_2d_network_frame_by_frame_on_any_clip(residual_2d):
+    clips = np.random.default_rng(6).normal(size=(2, 5, 16, 16, 3)).astype("float32")
+    model_3d = inflate_model(residual_2d, time_size=3, mode="centered", fill="zero")
+    np.testing.assert_allclose(run(model_3d, clips), frame_by_frame(residual_2d, clips), atol=ATOL)
+
+
+def test_residual_copied_reproduces_2d_on_interior_frames_of_still_video(residual_2d, frames):
+    expected = run(residual_2d, frames)
+    model_3d = inflate_model(residual_2d, time_size=3, mode="copied", temporal_padding="zero")
+    # The longest path (stem, res_1, res_2, id, branch) has 5 convolutions, each reaching one frame
+    # further: frames 5 .. 7 of 13 never see the zero padding.
+    t = 13
+    out = run(model_3d, still_video(frames, t))
+    for step in range(5, t - 5):
+        np.testing.assert_allclose(out[:, step], expected, atol=ATOL)
+    assert not np.allclose(out[:, 0], expected, atol=1e-3)  # the clip ends do see it
+    model_3d = inflate_model(residual_2d, time_size=3, mode="copied", temporal_padding="replicate")
+    np.testing.assert_allclose(run(model_3d, still_video(frames, 3)),
+                               np.repeat(expected[:, None], 3, axis=1), atol=ATOL)
+
+
+def test_dilation_by_name_prefix_and_strided_dilated_convolution(residual_2d, frames):
+    model_3d = inflate_model(residual_2d, time_size=3, mode="copied", temporal_padding="replicate",
+                             temporal_dilation={"res_": 2, "id_": 4})
+    dilation = {layer.name: layer.dilation_rate[0] for layer in model_3d.layers
+                if isinstance(layer, layers.Conv3D)}
+    assert dilation == {"stem_conv": 1, "res_0_conv": 2, "res_1_conv": 2, "res_2_conv": 2,
+                        "id_conv": 4, "branch_conv": 1}
+    # Keras cannot stride and dilate at once: stride 1, then a size-1 pooling that subsamples.
+    assert model_3d.get_layer("res_1_conv").strides == (1, 1, 1)
+    assert model_3d.get_layer("res_1_conv_stride").strides == (1, 2, 2)
+    clips = still_video(frames, 4)
+    np.testing.assert_allclose(run(model_3d, clips), frame_by_frame(residual_2d, clips), atol=ATOL)
+    centered = inflate_model(residual_2d, time_size=3, mode="centered", temporal_dilation={"res_": 2})
+    moving = np.random.default_rng(7).normal(size=(1, 6, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(run(centered, moving), frame_by_frame(residual_2d, moving), atol=ATOL)
+
+
+@pytest.fixture(scope="module")
+def resnet50_2d():
+    keras.utils.set_random_seed(8)
+    return keras.applications.ResNet50(weights=None, include_top=False, input_shape=(32, 32, 3))
+
+
+def test_resnet50_centered_zero_is_the_2d_network_frame_by_frame(resnet50_2d):
+    model_3d = inflate_model(resnet50_2d, time_size=3, mode="centered", fill="zero")
+    convs = [layer for layer in model_3d.layers if isinstance(layer, layers.Conv3D)]
+    assert len(convs) == 53
+    # Every kernel has 3 time slices; biases and BatchNormalization are unchanged.
+    kernels = sum(int(np.prod(layer.kernel.shape[1:])) for layer in convs)
+    assert model_3d.count_params() == resnet50_2d.count_params() + 2 * kernels == 70497536
+    clips = np.random.default_rng(9).uniform(0, 1, (1, 3, 32, 32, 3)).astype("float32")
+    expected = frame_by_frame(resnet50_2d, clips)
+    assert expected.shape == (1, 3, 1, 1, 2048)
+    out = run(model_3d, clips)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_resnet50_copied_dilated_reproduces_2d_on_still_video(resnet50_2d):
+    model_3d = inflate_model(resnet50_2d, time_size=3, mode="copied", temporal_padding="replicate",
+                             temporal_dilation={"conv3_": 2, "conv4_": 4, "conv5_": 8})
+    frame = np.random.default_rng(10).uniform(0, 1, (1, 32, 32, 3)).astype("float32")
+    expected = run(resnet50_2d, frame)
+    out = run(model_3d, still_video(frame, 2))
+    for step in range(2):
+        np.testing.assert_allclose(out[:, step], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+# --- masking -------------------------------------------------------------------------------------
+
+def test_masked_conv3d_assembles_its_kernel():
+    kernel = np.random.default_rng(11).normal(size=(3, 3, 3, 2, 4)).astype("float32")
+    conv = MaskedConv3D(4, 3, padding="same")
+    conv.build((None, 5, 8, 8, 2))
+    conv.assign_kernel(kernel)
+    np.testing.assert_array_equal(ops.convert_to_numpy(conv.kernel), kernel)
+    np.testing.assert_array_equal(ops.convert_to_numpy(conv.center_kernel), kernel[1])
+    assert [w.name for w in conv.trainable_weights] == ["temporal_kernel", "bias"]
+    assert [w.name for w in conv.non_trainable_weights] == ["center_kernel"]
+    reference = layers.Conv3D(4, 3, padding="same")
+    reference.build((None, 5, 8, 8, 2))
+    reference.set_weights([kernel, ops.convert_to_numpy(conv.bias)])
+    x = np.random.default_rng(12).normal(size=(1, 5, 8, 8, 2)).astype("float32")
+    np.testing.assert_array_equal(run(conv, x), run(reference, x))
+    with pytest.raises(ValueError, match="at least 2"):
+        MaskedConv3D(4, (1, 3, 3))
+
+
+@pytest.mark.parametrize("mode", ["copied", "centered"])
+def test_masking_keeps_center_slices_through_adam_training(residual_2d, mode):
+    features = inflate_model(residual_2d, time_size=3, mode=mode, masking=True, time_steps=3)
+    clips = keras.Input((3, 16, 16, 3))
+    head = layers.Dense(2, name="head")(layers.GlobalAveragePooling3D()(features(clips)))
+    model = keras.Model(clips, head)
+    convs = [layer for layer in features.layers if isinstance(layer, layers.Conv3D)]
+    assert len(convs) == 6 and all(isinstance(conv, MaskedConv3D) for conv in convs)
+    for conv in convs:  # the centre slice is the 2D kernel, divided by 3 when copied
+        kernel_2d = residual_2d.get_layer(conv.name).kernel
+        scale = 3.0 if mode == "copied" else 1.0
+        np.testing.assert_allclose(ops.convert_to_numpy(conv.center_kernel) * scale, kernel_2d, rtol=1e-6)
+    before = {conv.name: (ops.convert_to_numpy(conv.center_kernel), ops.convert_to_numpy(conv.kernel),
+                          ops.convert_to_numpy(conv.bias)) for conv in convs}
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(4, 3, 16, 16, 3)).astype("float32")
+    y = rng.normal(size=(4, 2)).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0)  # 4 steps with momentum
+    for conv in convs:
+        center, kernel, bias = before[conv.name]
+        after = ops.convert_to_numpy(conv.kernel)
+        np.testing.assert_array_equal(ops.convert_to_numpy(conv.center_kernel), center)
+        np.testing.assert_array_equal(after[1], center)
+        changed = after[[0, 2]] != kernel[[0, 2]]
+        assert changed.mean() > 0.9, (conv.name, changed.mean())  # the other slices trained
+        assert not np.array_equal(ops.convert_to_numpy(conv.bias), bias)
+
+
+def test_masked_replicate_model_keras_round_trip(residual_2d, tmp_path):
+    model_3d = inflate_model(residual_2d, time_size=3, mode="centered", fill="random", rng=1,
+                             masking=True, temporal_padding="replicate", temporal_dilation={"id_": 2})
+    clips = np.random.default_rng(14).normal(size=(2, 4, 16, 16, 3)).astype("float32")
+    path = tmp_path / "masked.keras"
+    model_3d.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(run(loaded, clips), run(model_3d, clips))
+    conv = loaded.get_layer("id_conv")
+    assert isinstance(conv, MaskedConv3D) and conv.dilation_rate == (2, 1, 1)
+    assert [w.name for w in conv.non_trainable_weights] == ["center_kernel"]
+    np.testing.assert_array_equal(ops.convert_to_numpy(conv.kernel),
+                                  ops.convert_to_numpy(model_3d.get_layer("id_conv").kernel))

@@ -20,6 +20,10 @@ def _rand(*shape, high=255.0, seed=0):
 
 # name -> (tiny options, inputs(batch), expected output shape for batch 2).
 ZOO = {
+    "astnet2017": (dict(input_shape=(32, 32, 3), fc6_units=8, lstm_units=(4, 3)),
+                   lambda b: _rand(b, T, 32, 32, 3), (2, T, 2)),
+    "astnet2017-siamese": (dict(input_shape=(32, 32, 3), fc6_units=8, lstm_units=(4, 3), clip_length=5),
+                           lambda b: _rand(b, 2, 5, 32, 32, 3), (2, 2, 5, 2)),
     "huang2018-convlstm": (dict(filters=(2, 2, 2, 2), dense_units=4, input_shape=(None, 16, 16, 1)),
                            lambda b: _rand(b, T, 16, 16, 1), (2, T, 2)),
     "huang2018-3dconvnet": (dict(filters=(2, 2, 2, 2), dense_units=4, input_shape=(None, 16, 16, 1)),
@@ -33,12 +37,17 @@ ZOO = {
                                  lambda b: [_rand(b, T, 640, high=1.0), _rand(b, T, 32, 32, 3)], (2, T, 2)),
     "teixeira2021-2d": (dict(backbone="vgg11", input_shape=(32, 32, 3), dense_units=(8, 8)),
                         lambda b: _rand(b, 32, 32, 3, high=1.0), (2, 7)),
+    "teixeira2021-i3d": (dict(backbone="vgg11", input_shape=(32, 32, 3), dense_units=(8, 8), masking=True,
+                              dilation=(1, 2, 4, 8), multiplier=100),
+                         lambda b: _rand(b, T, 32, 32, 3, high=1.0), (2, 2)),
     "teixeira2021-vgg16-lstm": (dict(input_shape=(32, 32, 3), lstm_units=8, dense_units=(8, 8)),
                                 lambda b: _rand(b, T, 32, 32, 3, high=1.0), (2, 2)),
 }
 
 # name -> (paper-size inputs(batch), expected output shape for batch 1); T kept short.
 PAPER = {
+    "astnet2017": (lambda b: _rand(b, 2, 224, 224, 3), (1, 2, 2)),
+    "astnet2017-siamese": (lambda b: _rand(b, 2, 50, 224, 224, 3), (1, 2, 50, 2)),
     "huang2018-convlstm": (lambda b: _rand(b, 8, 112, 112, 1), (1, 8, 2)),
     "huang2018-3dconvnet": (lambda b: _rand(b, 8, 112, 112, 1), (1, 8, 2)),
     "tzirakis2017-audio": (lambda b: _rand(b, 2, 640, high=1.0), (1, 2, 2)),
@@ -46,6 +55,7 @@ PAPER = {
     "tzirakis2017-audiovisual": (lambda b: [_rand(b, 2, 640, high=1.0), _rand(b, 2, 96, 96, 3)], (1, 2, 2)),
     "teixeira2021-2d": (lambda b: _rand(b, 100, 80, 3, high=1.0), (1, 7)),
     "teixeira2021-vgg16-lstm": (lambda b: _rand(b, 2, 100, 80, 3, high=1.0), (1, 2)),
+    "teixeira2021-i3d": (lambda b: _rand(b, 3, 100, 80, 3, high=1.0), (1, 2)),
 }
 
 

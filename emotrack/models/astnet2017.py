@@ -89,6 +89,7 @@ import numpy as np
 from keras import layers, ops
 
 from . import register
+from .weights import load_weights_file, weights_source
 from .teixeira2021 import build_backbone
 from .tzirakis2017 import CaffePreprocessing, MergeTime, SplitTime
 
@@ -242,13 +243,7 @@ def build_attribute_cnn(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weight
             pool = layers.GlobalAveragePooling2D if fer_pooling == "avg" else layers.Flatten
             x = pool(name="fer_pool")(x)
     cnn = keras.Model(images, x, name="attribute_cnn")
-    if attribute_weights is not None:
-        path = os.fspath(attribute_weights)
-        if not path.endswith(".weights.h5"):
-            raise ValueError(f"attribute_weights must be a .weights.h5 file, not {path!r}")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"attribute_weights file {path!r} does not exist")
-        cnn.load_weights(path)
+    load_weights_file(cnn, weights_source(attribute_weights, "attribute_cnn")[1])
     cnn.trainable = bool(trainable_backbone)
     return cnn
 

@@ -13,6 +13,11 @@ mean face size of SEWA-DB):
   to every frame of a clip, the per-frame features fed in order to one LSTM layer of 1,024 units with
   20% dropout and 20% recurrent dropout, then three fully connected layers that regress arousal and
   valence. Input (batch, T, 100, 80, 3), output (batch, 2) = (arousal, valence) for the whole clip.
+- ``teixeira2021-i3d`` (Sec. 3.3.2, Sec. 4.5, Fig. 7, Fig. 8, Table 3): any of the backbones inflated
+  into a 3D CNN (:func:`emotrack.models.inflate.inflate_model`) with the inflation options of
+  Table 3 (inflation copied / centered, centred weights zero / random, masking, dilation, multiplier),
+  then two fully connected layers and a linear regression of arousal and valence. Input
+  (batch, T, 100, 80, 3), output (batch, 2) = (arousal, valence) for the whole clip.
 
 Backbones (:func:`build_backbone`), all without classifier and without final pooling (the
 ``include_top=False`` convention of ``keras.applications``):
@@ -26,8 +31,9 @@ Backbones (:func:`build_backbone`), all without classifier and without final poo
   after each convolutional layer"): every convolution is linear and followed by
   ``block{b}_bn{i}`` (BatchNormalization) and ``block{b}_relu{i}`` (ReLU).
 - ResNet-50: ``keras.applications.ResNet50(include_top=False)``.
-Each backbone is one flat functional chain of layers (ResNet-50 apart, which has skip connections),
-so :func:`emotrack.models.inflate.inflate_model` can turn a VGG backbone into an i3D-CNN (Sec. 3.3.2).
+Each backbone is one flat functional model (no nested models), so
+:func:`emotrack.models.inflate.inflate_model` can turn any of them, ResNet-50's skip connections
+included, into an i3D-CNN (Sec. 3.3.2).
 
 What the paper leaves open, and what is assumed here:
 - Between the last convolution block and the 512-unit layer of the 2D head the paper says only that
@@ -61,18 +67,61 @@ What the paper leaves open, and what is assumed here:
   ResNet-50 only; ``keras.applications`` downloads the file on first use) or the path of a local
   ``.weights.h5`` / ``.h5`` file saved from the same backbone (same name, same layers); a VGG-Face
   or RAF-DB backbone is loaded that way.
+- i3D-CNN (``teixeira2021-i3d``):
+  - Table 3's two configurations: C1 = ``inflation="centered", fill="random", masking=False,
+    dilation=(1, 1, 1, 1), multiplier=1``; C2 = ``inflation="copied", masking=True,
+    dilation=(1, 2, 4, 8), multiplier=100``. Table 3 lists C2's centred weights as "zero", and
+    Tables 4 and 5 fill that column for copied rows too, where it changes nothing (every slice
+    holds the 2D kernel): with "copied" pass ``fill="zero"`` (the default). The defaults
+    (centered, zero, no masking, (1, 1, 1, 1), x1) are a configuration of Table 4.
+  - Kernels: ``time_size`` (n) for every convolution, 3 in Fig. 8 (3x3x3). "Copied" is divided by
+    n as in I3D, and time is padded so every layer keeps the clip length (see
+    :mod:`emotrack.models.inflate` for both).
+  - Dilation: "four blocks with increasing levels of dilation starting from level 1 ... then 2, 4
+    and 8 for top convolutional layers". VGG has five convolution blocks, ResNet-50 a stem
+    (``conv1``) and four residual stages (``conv2`` ... ``conv5``). The four numbers of
+    ``dilation`` apply to blocks 2, 3, 4 and 5 (``block{b}_`` for VGG, ``conv{b}_`` for ResNet-50,
+    ``DILATION_BLOCKS``); block 1 / the stem always has dilation 1. This maps the four numbers to
+    the same four stages in both families, the stages whose fine-tuning Table 1 controls
+    (Conv 2_1 ... Conv 5_1); Table 3's first number is 1 in both configurations anyway.
+  - Masking: the central time slice of every inflated kernel (the 2D kernel for "centered", the
+    2D kernel / n for "copied") does not train; biases, BatchNormalization, the other slices and
+    the head do (:class:`emotrack.models.inflate.MaskedConv3D`).
+  - Multiplier ("rising targeted values by a factor", x1 or x100): the paper trains the network to
+    output the ratings times the multiplier. Here the last linear layer (``predictions``) does the
+    same, and a ``Rescaling`` layer named ``multiplier`` divides its output by the multiplier, so
+    the model takes and gives ratings on their own scale and the data pipeline, the evaluation and
+    prediction need not know about it. Trained on the unscaled ratings, the CCC loss is exactly the
+    paper's (CCC does not change when both series are scaled by one factor); the MSE is the paper's
+    divided by multiplier**2: compile with ``loss_weights=multiplier**2`` for the paper's loss and
+    gradients (with Adam the updates are the same either way, up to its epsilon).
+  - Head: Fig. 8's unit counts are not in the text. Sec. 4.5 says the i3D-CNNs reuse "the 2D-CNN
+    architectures shown in Table 1", whose head is "two fully connected layers with 512 and 128
+    units" (Sec. 3.1); Fig. 8 names "two fully connected (FC) layers" for the regression. So: ReLU
+    layers of 512 and 128 units (``dense_units``) and a linear output of 2 units (arousal,
+    valence), the 7-unit softmax of Sec. 3.1 replaced by the regression output.
+  - From the 3D feature map (batch, T, h, w, C) to the head: ``pooling="flatten"`` (default) averages
+    over time and flattens the rest, so the head sees what the 2D head sees (3x2x512 = 3,072
+    features for VGG at 100x80) and the network has about three times the parameters of the 2D one,
+    as Sec. 4.5 says (each 3x3 kernel becomes 3x3x3, the head is unchanged); flattening time too
+    would tie the network to one clip length and multiply the first layer by T. ``"avg"`` /
+    ``"max"`` pool over time and space (512 or 2048 features).
+  - Per clip, like the VGG-16-LSTM: Sec. 3.2 fuses the labels of a clip into one arousal and one
+    valence value, so the network predicts one (arousal, valence) pair per clip.
 - ``input_shape`` may be lowered for quick tests (down to 32x32, the smallest input that survives
   the five poolings); the defaults are the paper's.
 """
 
 from __future__ import annotations
 
-import os
+import math
 
 import keras
 from keras import layers
 
 from . import register
+from .weights import build_with_named_weights, load_weights_file, weights_source
+from .inflate import inflate_model
 from .tzirakis2017 import MergeTime, SplitTime
 
 INPUT_SHAPE = (100, 80, 3)  # Sec. 3.2, Sec. 4.3
@@ -84,6 +133,10 @@ IMAGENET_BACKBONES = ("vgg16", "resnet50")
 FINE_TUNE_FROM = ("conv2_1", "conv3_1", "conv4_1", "conv5_1", "all")
 HEAD_UNITS = (512, 128)  # Sec. 3.1
 LSTM_UNITS = 1024  # Sec. 3.3.1
+DILATIONS = ((1, 1, 1, 1), (1, 2, 4, 8))  # Table 3, C1 and C2
+DILATION_BLOCKS = (2, 3, 4, 5)  # the blocks the four numbers of a dilation apply to (assumed)
+INFLATIONS = ("copied", "centered")  # Table 3
+POOLINGS = ("flatten", "avg", "max")
 
 
 def build_vgg(depth: int = 16, batch_norm: bool = False, input_shape=INPUT_SHAPE,
@@ -106,15 +159,6 @@ def build_vgg(depth: int = 16, batch_norm: bool = False, input_shape=INPUT_SHAPE
     return keras.Model(images, x, name=name or (key + ("_bn" if batch_norm else "")))
 
 
-def _check_weights_file(weights) -> str:
-    path = os.fspath(weights)
-    if not path.endswith(".h5"):
-        raise ValueError(f"weights must be None, 'imagenet' or a .weights.h5 / .h5 file, not {path!r}")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file {path!r} does not exist")
-    return path
-
-
 def build_backbone(name: str, input_shape=INPUT_SHAPE, weights=None) -> keras.Model:
     """A 2D backbone without classifier or final pooling: (batch, H, W, 3) -> feature map.
 
@@ -130,26 +174,20 @@ def build_backbone(name: str, input_shape=INPUT_SHAPE, weights=None) -> keras.Mo
     """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; known backbones: {', '.join(BACKBONES)}")
-    if isinstance(weights, str) and weights == "imagenet" and name not in IMAGENET_BACKBONES:
-        raise ValueError(f"no ImageNet weights are available for {name!r} (only for "
-                         f"{', '.join(IMAGENET_BACKBONES)}); pass a local weights file instead")
-    path = None if weights is None or weights == "imagenet" else _check_weights_file(weights)
+    weights_name, path = weights_source(weights, name, IMAGENET_BACKBONES if name in IMAGENET_BACKBONES else ())
     input_shape = tuple(input_shape)
     if name == "resnet50":
-        backbone = keras.applications.ResNet50(include_top=False,
-                                               weights="imagenet" if weights == "imagenet" else None,
-                                               input_shape=input_shape, name=name)
+        backbone = build_with_named_weights(keras.applications.ResNet50, weights_name, name, include_top=False,
+                                            input_shape=input_shape, name=name)
     else:
         backbone = build_vgg(int(name[3:5]), name.endswith("_bn"), input_shape, name=name)
-        if weights == "imagenet":
-            reference = keras.applications.VGG16(include_top=False, weights="imagenet",
-                                                 input_shape=input_shape)
+        if weights_name is not None:
+            reference = build_with_named_weights(keras.applications.VGG16, weights_name, name,
+                                                 include_top=False, input_shape=input_shape)
             for layer in reference.layers:
                 if layer.weights:
                     backbone.get_layer(layer.name).set_weights(layer.get_weights())
-    if path is not None:
-        backbone.load_weights(path)
-    return backbone
+    return load_weights_file(backbone, path)
 
 
 def _block_start(backbone: keras.Model, block: int) -> int:
@@ -234,11 +272,94 @@ def build_teixeira2021_vgg16_lstm(input_shape=INPUT_SHAPE, weights=None, backbon
     return keras.Model(clips, x, name=name or f"teixeira2021_{backbone}_lstm")
 
 
+def block_dilations(backbone: str, dilation=DILATIONS[0]) -> dict[str, int]:
+    """The temporal dilation of each convolution block, as a layer-name prefix -> dilation mapping
+    for :func:`emotrack.models.inflate.inflate_model`: the four numbers of ``dilation`` (Table 3)
+    go to blocks ``DILATION_BLOCKS`` (2 to 5), named ``block{b}_`` in VGG and ``conv{b}_`` in
+    ResNet-50; block 1 / the stem is not listed and keeps dilation 1."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; known backbones: {', '.join(BACKBONES)}")
+    dilation = tuple(int(d) for d in dilation)
+    if len(dilation) != len(DILATION_BLOCKS) or any(d < 1 for d in dilation):
+        raise ValueError(f"dilation must be {len(DILATION_BLOCKS)} integers >= 1, one per block "
+                         f"{DILATION_BLOCKS} (Table 3: {DILATIONS[0]} or {DILATIONS[1]}), not {dilation}")
+    prefix = "conv{}_" if backbone == "resnet50" else "block{}_"
+    return {prefix.format(block): d for block, d in zip(DILATION_BLOCKS, dilation)}
+
+
+def build_teixeira2021_i3d(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weights=None,
+                           time_steps: int | None = None, time_size: int = 3,
+                           inflation: str = "centered", fill: str = "zero", masking: bool = False,
+                           dilation=DILATIONS[0], multiplier: float = 1.0,
+                           temporal_padding: str = "zero", pooling: str = "flatten",
+                           dense_units=HEAD_UNITS, outputs: int = 2, seed: int | None = None,
+                           name: str | None = None) -> keras.Model:
+    """The i3D-CNN of Sec. 3.3.2 and Fig. 8: (batch, T, H, W, 3) clips -> (batch, outputs) =
+    (arousal, valence) per clip.
+
+    Args:
+        backbone: the 2D network to inflate, one of ``BACKBONES``.
+        input_shape, weights: of the 2D backbone (:func:`build_backbone`): (100, 80, 3); None,
+            "imagenet" or a local weights file. The weights are inflated.
+        time_steps: the clip length T, or None for any (Sec. 3.2: 16 or 64 frames).
+        time_size: n, the temporal size of every inflated kernel (odd; 3 in Fig. 8).
+        inflation: "copied" or "centered" (Table 3, "Inflation").
+        fill: the slices around a "centered" 2D kernel, "zero" or "random" (Table 3, "Weight
+            initialization"); ``seed`` seeds "random".
+        masking: freeze the central slice of every inflated kernel (Table 3, "Masking").
+        dilation: four temporal dilations for blocks 2 to 5 (Table 3; :func:`block_dilations`).
+        multiplier: the target multiplier (Table 3: 1 or 100); the output is divided by it, so it
+            stays on the rating scale (module docstring).
+        temporal_padding: "zero" or "replicate" (:mod:`emotrack.models.inflate`).
+        pooling: "flatten" (mean over time, then flatten), "avg" or "max" (over time and space).
+        dense_units: the hidden ReLU layers, (512, 128); outputs: the linear output units.
+    The inflated backbone is nested as a layer named ``{backbone}_i3d``; the head's layers are
+    ``fc1``, ``fc2``, ``predictions`` and, when ``multiplier != 1``, ``multiplier``.
+    """
+    if inflation not in INFLATIONS:
+        raise ValueError(f"inflation must be one of {INFLATIONS}, not {inflation!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+    if not multiplier > 0:
+        raise ValueError(f"multiplier must be positive (Table 3: 1 or 100), not {multiplier!r}")
+    dilations = block_dilations(backbone, dilation)
+    features = inflate_model(build_backbone(backbone, input_shape, weights), time_size=time_size,
+                             mode=inflation, fill=fill, temporal_dilation=dilations,
+                             temporal_padding=temporal_padding, masking=masking,
+                             time_steps=time_steps, rng=seed, name=f"{backbone}_i3d")
+    clips = keras.Input(shape=(time_steps, *tuple(input_shape)), name="video")
+    x = features(clips)  # (batch, T, h, w, C)
+    if pooling == "flatten":
+        x = layers.Reshape((-1, math.prod(x.shape[2:])), name="frame_flatten")(x)
+        x = layers.GlobalAveragePooling1D(name="time_pool")(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling3D(name="pool")(x)
+    else:
+        x = layers.GlobalMaxPooling3D(name="pool")(x)
+    for i, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+    x = layers.Dense(outputs, name="predictions")(x)
+    if multiplier != 1:
+        x = layers.Rescaling(1.0 / multiplier, name="multiplier")(x)
+    return keras.Model(clips, x, name=name or f"teixeira2021_{backbone}_i3d")
+
+
 @register("teixeira2021-2d")
 def teixeira2021_2d(**options) -> keras.Model:
+    """Teixeira et al. 2021 2D CNN (VGG-11/16, -BN, ResNet-50) for the seven RAF-DB emotions
+    (Sec. 3.1): (batch, 100, 80, 3) -> (batch, 7) softmax."""
     return build_teixeira2021_2d(**options)
 
 
 @register("teixeira2021-vgg16-lstm")
 def teixeira2021_vgg16_lstm(**options) -> keras.Model:
+    """Teixeira et al. 2021 VGG-16-LSTM (Sec. 3.3.1, Fig. 6): (batch, T, 100, 80, 3) clips ->
+    (batch, 2) = (arousal, valence) per clip."""
     return build_teixeira2021_vgg16_lstm(**options)
+
+
+@register("teixeira2021-i3d")
+def teixeira2021_i3d(**options) -> keras.Model:
+    """Teixeira et al. 2021 i3D-CNN, a 2D backbone inflated into 3D (Sec. 3.3.2, Fig. 8, Table 3):
+    (batch, T, 100, 80, 3) clips -> (batch, 2) = (arousal, valence) per clip."""
+    return build_teixeira2021_i3d(**options)
