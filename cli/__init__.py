@@ -15,6 +15,7 @@ from .experiments import experiments
 from .models import models
 from .predict import predict
 from .preprocess import preprocess
+from .specs import specs
 from .synth import synth
 from .train import train
 
@@ -39,5 +40,6 @@ main.add_command(preprocess)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(predict)
+main.add_command(specs)
 main.add_command(models)
 main.add_command(experiments)

@@ -1,10 +1,16 @@
 """Corpus -> face crops -> TFRecords + ``manifest.json``.
 
-For every session of a corpus spec: decode the video, detect the face with MTCNN, crop it with a
+The corpus spec (:mod:`emotrack.specs`) finds the sessions and their files. For every session: read
+its ratings, decode the video (or its folder of frames), detect the face with MTCNN, crop it with a
 margin, resize, align the ratings to the frames by their time stamps and write one
 ``SequenceExample`` (see :mod:`emotrack.tfrecord`) to ``<out>/sessions/<session>.tfrecord``.
 A session that fails is reported by name and skipped; every file is written under a temporary name
 and renamed when complete, so nothing is left half-written.
+
+Frames whose rating the corpus marks as missing (Aff-Wild2's ``-5``) must never be trained on. The
+session format has one per-frame mask, ``face_present``, which training weights and evaluation masks
+read; such frames are therefore written with ``face_present = 0``. The manifest keeps both facts apart:
+``face_fraction`` (frames with a face) and ``rating_valid_fraction`` (frames with a rating).
 """
 
 from __future__ import annotations
@@ -18,18 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from . import __version__
 from .faces import FaceDetector, crop_face
-from .specs import CorpusSpec, load_spec
-from .video import VideoError, read_video
+from .specs import (CorpusSpec, RatingsError, RatingTrack, Session, discover, load_spec, read_partitions,
+                    read_ratings, with_overrides)
+from .video import VideoError, read_frames_dir, read_video, video_fps
 
 MANIFEST = "manifest.json"
 
-
-class RatingsError(ValueError):
-    """A rating file that is missing, unreadable, holds NaN or does not match its video."""
+__all__ = ["MANIFEST", "NoFaceError", "PreprocessOptions", "PreprocessReport", "RatingsError", "align_ratings",
+           "align_valid", "face_crops", "preprocess_corpus", "process_session", "read_partitions", "read_ratings"]
 
 
 @dataclasses.dataclass
@@ -44,6 +49,9 @@ class PreprocessOptions:
     select: str = "largest"
     image_format: str = "png"
     max_length_mismatch_s: float = 1.0      # video vs ratings duration tolerance
+    rater: str | None = None                # one rater of a multi-rater corpus instead of their mean
+    video_path: str | None = None           # replaces the spec's video path template
+    video_fps: float | None = None          # replaces the spec's video frame rate
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -52,75 +60,15 @@ class PreprocessOptions:
 
 
 @dataclasses.dataclass
-class SessionInfo:
-    session: str
-    subject: str
-    partition: str
-
-
-@dataclasses.dataclass
 class PreprocessReport:
     out_dir: Path
     done: list[dict[str, Any]]
     failed: list[dict[str, str]]
+    unlabelled: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def read_partitions(spec: CorpusSpec, root: Path) -> list[SessionInfo]:
-    """The sessions of a corpus with their subject and partition, in file order."""
-    p = spec.partitions
-    path = Path(root) / p["file"]
-    if not path.is_file():
-        raise FileNotFoundError(f"partition file {path} does not exist; is --root the corpus folder "
-                                f"of spec {spec.name!r}?")
-    table = pd.read_csv(path, dtype=str)
-    cols = [p["session_column"], p["subject_column"], p["partition_column"]]
-    missing = [c for c in cols if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)} that spec {spec.name!r} names")
-    bad = sorted(set(table[p["partition_column"]]) - set(p["names"]))
-    if bad:
-        raise ValueError(f"{path} names unknown partition(s) {bad}; allowed: {p['names']}")
-    return [SessionInfo(str(r[cols[0]]), str(r[cols[1]]), str(r[cols[2]])) for _, r in table.iterrows()]
-
-
-def read_ratings(spec: CorpusSpec, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a rating file as the spec describes it.
-
-    Returns:
-        times float64 (N,) seconds, values float32 (N, D) mapped to [-1, 1].
-    """
-    r = spec.ratings
-    if not path.is_file():
-        raise RatingsError(f"rating file {path} does not exist")
-    if r["format"] != "csv":
-        raise RatingsError(f"spec {spec.name!r}: rating format {r['format']!r} is not supported")
-    try:
-        table = pd.read_csv(path, sep=r.get("separator", ","))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise RatingsError(f"rating file {path} cannot be parsed ({err})") from err
-    table.columns = [str(c).strip() for c in table.columns]
-    need = [r["time_column"], *spec.dimensions]
-    missing = [c for c in need if c not in table.columns]
-    if missing:
-        raise RatingsError(f"rating file {path} lacks the column(s) {', '.join(missing)}")
-    if len(table) < 2:
-        raise RatingsError(f"rating file {path} holds fewer than two rows")
-    values = table[spec.dimensions].to_numpy(dtype=np.float64)
-    times = table[r["time_column"]].to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all() or not np.isfinite(times).all():
-        row = int(np.where(~np.isfinite(np.c_[times, values]).all(axis=1))[0][0])
-        raise RatingsError(f"rating file {path} holds NaN or infinite values (first at data row {row + 1}); "
-                           f"fill or remove them before preprocessing")
-    if np.any(np.diff(times) <= 0):
-        raise RatingsError(f"rating file {path}: time stamps must increase strictly")
-    low, high = (float(v) for v in r["range"])
-    if values.min() < low - 1e-6 or values.max() > high + 1e-6:
-        raise RatingsError(f"rating file {path} holds values outside the spec's range [{low}, {high}]")
-    return times, (2.0 * (values - low) / (high - low) - 1.0).astype(np.float32)
 
 
 def align_ratings(rating_times: np.ndarray, ratings: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
@@ -130,24 +78,54 @@ def align_ratings(rating_times: np.ndarray, ratings: np.ndarray, frame_times: np
                     axis=1).astype(np.float32)
 
 
+def align_valid(rating_times: np.ndarray, valid: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+    """Whether each frame's aligned rating comes from valid rating steps only: a frame between two
+    steps is valid when both are (linear interpolation of the 0/1 mask reaches 1). Returns bool (T,)."""
+    return np.interp(frame_times, rating_times, np.asarray(valid, np.float64)) > 1.0 - 1e-9
+
+
 class NoFaceError(ValueError):
     """A video in which MTCNN finds no face in any frame."""
 
 
+def _side_faces(frames: np.ndarray, detector: FaceDetector, side: str) -> list:
+    """The face furthest left or right (``side``) in every frame: two people in one video, one rated each.
+
+    A frame where only one face is found keeps it only when it lies in that side's half of the frame,
+    so that the other person is not taken for the one rated.
+    """
+    out = []
+    for frame, found in zip(frames, detector.detect_all(frames)):
+        if not found:
+            out.append(None)
+            continue
+        centre = [f.box[0] + f.box[2] / 2.0 for f in found]
+        pick = int(np.argmin(centre) if side == "left" else np.argmax(centre))
+        half = frame.shape[1] / 2.0
+        alone_elsewhere = len(found) == 1 and ((centre[0] >= half) if side == "left" else (centre[0] < half))
+        out.append(None if alone_elsewhere else found[pick])
+    return out
+
+
 def face_crops(frames: np.ndarray, detector: FaceDetector, options: PreprocessOptions,
-               source: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               source: str | Path, select: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detect the face in every frame and crop it.
 
     Args:
         frames: RGB uint8 (T, H, W, 3).
         source: the video's name, for the error message.
+        select: ``left`` or ``right`` to keep that face of two people; otherwise the detector's
+            own choice (``options.select``).
     Returns:
         crops uint8 (T, h, w, C), face_present int64 (T,), boxes float32 (T, 4) (zeros without a face).
     """
-    faces = detector.detect(frames)
+    sided = select in ("left", "right")
+    faces = _side_faces(frames, detector, select) if sided else detector.detect(frames)
     present = np.array([f is not None for f in faces], dtype=np.int64)
     if not present.any():
-        raise NoFaceError(f"no face found in any frame of {source}; check the video or lower --min-confidence")
+        where = f" on its {select} side" if sided else ""
+        raise NoFaceError(f"no face found{where} in any frame of {source}; check the video or lower "
+                          f"--min-confidence")
     boxes = np.zeros((len(frames), 4), np.float32)
     crops = []
     # Frames without a face keep the nearest detected box, so the crop stays on the head; their
@@ -178,37 +156,53 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def process_session(spec: CorpusSpec, root: Path, info: SessionInfo, out_dir: Path,
+def _read_frames(spec: CorpusSpec, session: Session) -> tuple[np.ndarray, np.ndarray, float]:
+    v = spec.video
+    if v.get("kind", "file") == "frames":
+        return read_frames_dir(session.video, float(v["fps"]), v.get("frames", "*.png"))
+    frames, frame_times, fps = read_video(session.video)
+    if v.get("fps", "from_file") != "from_file":
+        fps = float(v["fps"])
+        frame_times = np.arange(len(frames)) / fps
+    return frames, frame_times, fps
+
+
+def _declared_fps(spec: CorpusSpec, session: Session) -> float:
+    fps = spec.video.get("fps", "from_file")
+    return float(fps) if fps != "from_file" else video_fps(session.video)
+
+
+def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
                     options: PreprocessOptions, detector: FaceDetector) -> dict[str, Any]:
     """Preprocess one session and write its TFRecord; returns its manifest entry."""
     import tensorflow as tf
 
     from .tfrecord import session_to_example
 
-    video_path = spec.video_path(root, info.session)
-    ratings_path = spec.ratings_path(root, info.session)
-    rating_times, ratings = read_ratings(spec, ratings_path)
-    frames, frame_times, fps = read_video(video_path)
-    if spec.video.get("fps", "from_file") != "from_file":
-        fps = float(spec.video["fps"])
-        frame_times = np.arange(len(frames)) / fps
-    step = 1.0 / spec.rating_rate_hz
+    video_path = info.video
+    ratings_files = ", ".join(sorted({str(p) for p in info.ratings.values()}))
+    # The ratings are read first: a bad rating file fails before the (slow) decoding.
+    track: RatingTrack = read_ratings(spec, info.ratings, video_fps=None if spec.rating_rate_hz
+                                      else _declared_fps(spec, info))
+    frames, frame_times, fps = _read_frames(spec, info)
     video_end = frame_times[-1] + 1.0 / fps
-    ratings_end = rating_times[-1] + step
+    ratings_end = track.times[-1] + 1.0 / track.rate_hz
     if abs(video_end - ratings_end) > options.max_length_mismatch_s:
-        raise RatingsError(f"video {video_path} lasts {video_end:.2f} s but rating file {ratings_path} "
+        raise RatingsError(f"video {video_path} lasts {video_end:.2f} s but rating file {ratings_files} "
                            f"covers {ratings_end:.2f} s (tolerance {options.max_length_mismatch_s} s); "
                            f"check that they belong to the same session")
     keep = frame_times < ratings_end
     frames, frame_times = frames[keep], frame_times[keep]
 
-    crops, present, boxes = face_crops(frames, detector, options, video_path)
-    aligned = align_ratings(rating_times, ratings, frame_times)
+    crops, present, boxes = face_crops(frames, detector, options, video_path, select=info.face_select)
+    aligned = align_ratings(track.times, track.values, frame_times)
+    valid = align_valid(track.times, track.valid, frame_times)
+    subject = track.subject or info.subject
 
     record = session_to_example(
-        session=info.session, subject=info.subject, partition=info.partition, fps=fps,
-        rating_rate=spec.rating_rate_hz, dimensions=spec.dimensions, frames=crops,
-        face_present=present, boxes=boxes, ratings=aligned, times=frame_times,
+        session=info.session, subject=subject, partition=info.partition, fps=fps,
+        rating_rate=track.rate_hz, dimensions=spec.dimensions, frames=crops,
+        face_present=present * valid, boxes=boxes, ratings=aligned, times=frame_times,
         image_format=options.image_format)
     target = out_dir / "sessions" / f"{info.session}.tfrecord"
     tmp = target.with_name(target.name + ".tmp")
@@ -216,10 +210,11 @@ def process_session(spec: CorpusSpec, root: Path, info: SessionInfo, out_dir: Pa
         writer.write(record)
     os.replace(tmp, target)
     return {
-        "session": info.session, "subject": info.subject, "partition": info.partition,
+        "session": info.session, "subject": subject, "partition": info.partition,
         "file": f"sessions/{target.name}", "sha256": _sha256(target), "num_frames": int(len(frames)),
-        "fps": float(fps), "duration_s": float(video_end), "face_fraction": float(present.mean()),
-        "video": str(video_path), "ratings": str(ratings_path),
+        "fps": float(fps), "rating_rate": track.rate_hz, "duration_s": float(video_end),
+        "face_fraction": float(present.mean()), "rating_valid_fraction": float(valid.mean()),
+        "video": str(video_path), "ratings": sorted({str(p) for p in info.ratings.values()}),
     }
 
 
@@ -229,23 +224,34 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     """Preprocess every session of a corpus into ``out_dir``.
 
     Writes ``out_dir/sessions/<session>.tfrecord`` and ``out_dir/manifest.json`` (sessions,
-    partitions, rates, counts, checksums, options, failures). Sessions that fail are listed under
-    ``failed`` in the manifest and the report; the others are written.
+    partitions, rates, counts, checksums, options, failures, sessions without ratings). Sessions that
+    fail, and files the spec cannot pair (a rating file without its video or the reverse), are listed
+    under ``failed`` in the manifest and the report; the others are written. Sessions of a partition
+    the spec marks unlabelled (a challenge's test set) that come without ratings are listed under
+    ``unlabelled`` and not written.
+
+    Raises:
+        SpecError: a spec or an option that does not fit it.
+        LayoutError: a root that is not the corpus the spec describes (nothing found where it says);
+            nothing is written then.
     """
     from tqdm import tqdm
 
     spec = spec if isinstance(spec, CorpusSpec) else load_spec(spec)
     options = options or PreprocessOptions()
+    spec = with_overrides(spec, video_path=options.video_path, video_fps=options.video_fps, rater=options.rater)
     root, out_dir = Path(root), Path(out_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"corpus root {root} is not a folder")
-    sessions = read_partitions(spec, root)
+    found = discover(spec, root)
     (out_dir / "sessions").mkdir(parents=True, exist_ok=True)
-    detector = FaceDetector(min_confidence=options.min_confidence, batch_size=options.batch_size,
-                            select=options.select)
-    done, failed = [], []
+    failed = list(found.problems)
+    for f in failed:
+        log(f"session {f['session']} was skipped: {f['error']}")
+    done = []
     started = time.time()
-    bar = tqdm(sessions, desc="preprocess", unit="session", disable=not progress)
+    if found.sessions:
+        detector = FaceDetector(min_confidence=options.min_confidence, batch_size=options.batch_size,
+                                select=options.select)
+    bar = tqdm(found.sessions, desc="preprocess", unit="session", disable=not progress)
     for info in bar:
         bar.set_postfix_str(info.session)
         try:
@@ -253,6 +259,8 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
         except (VideoError, RatingsError, NoFaceError, OSError) as err:
             failed.append({"session": info.session, "error": str(err)})
             log(f"session {info.session} failed and was skipped: {err}")
+    unlabelled = [{"session": s.session, "partition": s.partition, "video": str(s.video)} for s in found.unlabelled]
+    low, high = (float(v) for v in spec.ratings["range"])
     manifest = {
         "format": "emotrack-sessions/1",
         "emotrack_version": __version__,
@@ -260,13 +268,15 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
         "root": str(root.resolve()),
         "dimensions": spec.dimensions,
         "rating_rate": spec.rating_rate_hz,
+        "rating_scale": {"from": [low, high], "to": [-1.0, 1.0], "missing_value": spec.ratings.get("missing_value")},
         "frame": {"height": options.size[0], "width": options.size[1], "channels": 1 if options.gray else 3},
         "options": options.to_dict(),
         "partitions": {name: [s["session"] for s in done if s["partition"] == name]
                        for name in spec.partitions["names"]},
         "sessions": done,
         "failed": failed,
+        "unlabelled": unlabelled,
         "seconds": round(time.time() - started, 2),
     }
     _write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
-    return PreprocessReport(out_dir=out_dir, done=done, failed=failed)
+    return PreprocessReport(out_dir=out_dir, done=done, failed=failed, unlabelled=unlabelled)

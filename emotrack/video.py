@@ -1,4 +1,9 @@
-"""Video decoding with PyAV (FFmpeg's libraries, shipped in the ``av`` wheel)."""
+"""Video decoding with PyAV (FFmpeg's libraries, shipped in the ``av`` wheel), and folders of frames.
+
+Two frame sources give the same arrays: :func:`read_video` decodes a video file (its frame rate is
+the container's); :func:`read_frames_dir` reads a folder of numbered images, for corpora that ship
+clips as frames (AFEW-VA: ``NNN/00000.png ...``), at a rate the corpus spec states.
+"""
 
 from __future__ import annotations
 
@@ -86,3 +91,44 @@ def read_video(path: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
     times_arr = np.asarray(times, dtype=np.float64)
     times_arr -= times_arr[0]
     return np.stack(frames), times_arr, video_fps(path)
+
+
+def read_frames_dir(path: str | Path, fps: float, pattern: str = "*.png") -> tuple[np.ndarray, np.ndarray, float]:
+    """Read a folder of frames stored as numbered images (``00000.png``, ``00001.png``, ...).
+
+    A folder has no frame rate of its own: ``fps`` is the rate of the clip the frames come from.
+    When every file name is a number, frame ``k`` (``0000k.png``) is at ``k / fps`` seconds, so that
+    per-frame ratings keyed by the same numbers line up even when a clip does not start at 0 or skips
+    a frame; otherwise frames are taken in name order, ``1 / fps`` apart.
+
+    Returns:
+        frames uint8 (N, H, W, 3), times float64 (N,) in seconds, fps.
+    Raises:
+        VideoError: naming the folder when it is missing or empty, or an image when it cannot be read
+            or its size differs from the first frame's.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_dir():
+        raise VideoError(f"frame folder {path} does not exist; check the spec's video.path and --root")
+    if not fps or fps <= 0:
+        raise VideoError(f"frame folder {path}: a positive frame rate is needed, got {fps}")
+    files = [p for p in path.glob(pattern) if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise VideoError(f"frame folder {path} holds no frame matching {pattern!r}")
+    numbered = all(p.stem.isdigit() for p in files)
+    files.sort(key=(lambda p: int(p.stem)) if numbered else (lambda p: p.name))
+    frames = []
+    for f in files:
+        try:
+            with Image.open(f) as image:
+                frame = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as err:
+            raise VideoError(f"frame {f} cannot be read ({err})") from err
+        if frames and frame.shape != frames[0].shape:
+            raise VideoError(f"frame {f} is {frame.shape[1]}x{frame.shape[0]} but the first frame of {path} is "
+                             f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+        frames.append(frame)
+    index = np.array([int(p.stem) for p in files] if numbered else range(len(files)), dtype=np.float64)
+    return np.stack(frames), index / float(fps), float(fps)

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from emotrack.cli import main
 from emotrack.data import read_manifest, session_arrays
 from emotrack.faces import crop_face
-from emotrack.preprocess import align_ratings
+from emotrack.preprocess import align_ratings, align_valid
+from emotrack.specs import discover, load_spec
 from emotrack.video import read_video
 
 
@@ -53,6 +54,27 @@ def test_align_ratings_by_time():
     ratings = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], np.float32)
     out = align_ratings(rating_times, ratings, np.array([0.0, 0.05, 0.15, 0.3]))
     np.testing.assert_allclose(out, [[0, 1], [0.5, 0.5], [0.75, 0.25], [0.5, 0.5]])
+
+
+def test_align_valid_needs_valid_steps_on_both_sides():
+    rating_times = np.array([0.0, 0.1, 0.2, 0.3])
+    valid = np.array([True, False, True, True])
+    out = align_valid(rating_times, valid, np.array([0.0, 0.05, 0.1, 0.2, 0.25, 0.4]))
+    assert out.tolist() == [True, False, False, True, True, True]
+
+
+def test_listed_sessions_without_video_or_ratings_are_named(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    names = list(pd.read_csv(corpus / "partitions.csv")["session"])
+    (corpus / "videos" / f"{names[0]}.mp4").unlink()
+    (corpus / "ratings" / f"{names[1]}.csv").unlink()
+    found = discover(load_spec("generic"), corpus)
+    assert [s.session for s in found.sessions] == [names[2]]
+    errors = {p["session"]: p["error"] for p in found.problems}
+    assert f"have no video: expected '{corpus / 'videos' / f'{names[0]}.mp4'}'" in errors[names[0]]
+    assert f"{names[1]}.mp4 of session {names[1]} has no rating file: expected " \
+           f"'{corpus / 'ratings' / f'{names[1]}.csv'}'" in errors[names[1]]
 
 
 def test_unreadable_video_is_reported_skipped_and_exit_nonzero(tiny_corpus, tmp_path):
