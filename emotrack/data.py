@@ -121,9 +121,11 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
                              f"window ({temporal_pooling_s} s = {k} frames); change data.window")
 
     def prepare(s):
+        # A frame counts when a face was seen in it and its (delay-shifted) rating is a real one.
         weights = tf.cast(s["face_present"], tf.float32)
         ratings, weights = shift_labels(s["ratings"], weights, shift)
-        return {"frames": s["frames"], "ratings": ratings, "weights": weights}
+        valid, _ = shift_labels(tf.cast(s["rating_valid"], tf.float32)[:, None], weights, shift)
+        return {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0]}
 
     def to_windows(s):
         t = tf.shape(s["frames"])[0]

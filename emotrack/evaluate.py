@@ -138,7 +138,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
             shift = delay_frames(config["data"].get("label_delay_s", 0.0), float(s["fps"]))
             out["preds"].append(undo_label_delay(pred, shift))
             out["golds"].append(s["ratings"][:, target_idx])
-            out["masks"].append(s["face_present"].astype(bool))
+            out["masks"].append(s["face_present"].astype(bool) & s["rating_valid"].astype(bool))
         return out
 
     needed = list(dict.fromkeys((["devel"] if postprocessing != "none" else [])

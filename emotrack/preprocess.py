@@ -202,8 +202,8 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
     record = session_to_example(
         session=info.session, subject=subject, partition=info.partition, fps=fps,
         rating_rate=track.rate_hz, dimensions=spec.dimensions, frames=crops,
-        face_present=present * valid, boxes=boxes, ratings=aligned, times=frame_times,
-        image_format=options.image_format)
+        face_present=present, boxes=boxes, ratings=aligned, times=frame_times,
+        image_format=options.image_format, rating_valid=valid)
     target = out_dir / "sessions" / f"{info.session}.tfrecord"
     tmp = target.with_name(target.name + ".tmp")
     with tf.io.TFRecordWriter(str(tmp)) as writer:

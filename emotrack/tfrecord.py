@@ -34,7 +34,7 @@ def encode_image(image: np.ndarray, image_format: str = "png") -> bytes:
 def session_to_example(*, session: str, subject: str, partition: str, fps: float, rating_rate: float,
                        dimensions: list[str], frames: np.ndarray, face_present: np.ndarray,
                        boxes: np.ndarray, ratings: np.ndarray, times: np.ndarray,
-                       image_format: str = "png") -> bytes:
+                       image_format: str = "png", rating_valid: np.ndarray | None = None) -> bytes:
     """Serialise one session.
 
     Args:
@@ -43,13 +43,16 @@ def session_to_example(*, session: str, subject: str, partition: str, fps: float
         boxes: float (T, 4).
         ratings: float (T, D), D = len(dimensions).
         times: float (T,) seconds.
+        rating_valid: (T,) 0/1, whether the frame's rating is a real one (Aff-Wild2 marks frames
+            without one); all 1 when None.
     Returns:
         the serialised ``SequenceExample``.
     """
     import tensorflow as tf
 
     t, h, w, c = frames.shape
-    if not (len(face_present) == len(boxes) == len(ratings) == len(times) == t):
+    rating_valid = np.ones(t, np.int64) if rating_valid is None else np.asarray(rating_valid)
+    if not (len(rating_valid) == len(face_present) == len(boxes) == len(ratings) == len(times) == t):
         raise ValueError("frames, face_present, boxes, ratings and times must have the same length")
     if ratings.shape[1] != len(dimensions):
         raise ValueError(f"ratings have {ratings.shape[1]} columns but {len(dimensions)} dimensions")
@@ -75,6 +78,7 @@ def session_to_example(*, session: str, subject: str, partition: str, fps: float
         "box": tf.train.FeatureList(feature=[f(row.tolist()) for row in np.asarray(boxes, np.float32)]),
         "ratings": tf.train.FeatureList(feature=[f(row.tolist()) for row in np.asarray(ratings, np.float32)]),
         "time": tf.train.FeatureList(feature=[f([float(v)]) for v in times]),
+        "rating_valid": tf.train.FeatureList(feature=[i([int(v)]) for v in rating_valid]),
     })
     return tf.train.SequenceExample(context=context, feature_lists=lists).SerializeToString()
 
@@ -83,8 +87,9 @@ def parse_session(serialized, num_dimensions: int, channels: int):
     """Parse a serialised session into a dict of tensors (usable inside ``tf.data``).
 
     Returns:
-        dict with ``frames`` uint8 (T, H, W, C), ``face_present`` int64 (T,), ``box`` float32 (T, 4),
-        ``ratings`` float32 (T, D), ``time`` float32 (T,), and the context fields.
+        dict with ``frames`` uint8 (T, H, W, C), ``face_present`` int64 (T,), ``rating_valid``
+        int64 (T,), ``box`` float32 (T, 4), ``ratings`` float32 (T, D), ``time`` float32 (T,), and
+        the context fields.
     """
     import tensorflow as tf
 
@@ -100,12 +105,17 @@ def parse_session(serialized, num_dimensions: int, channels: int):
         "box": tf.io.FixedLenSequenceFeature([4], tf.float32),
         "ratings": tf.io.FixedLenSequenceFeature([num_dimensions], tf.float32),
         "time": tf.io.FixedLenSequenceFeature([1], tf.float32),
+        "rating_valid": tf.io.FixedLenSequenceFeature([1], tf.int64, allow_missing=True),
     }
     context, seq = tf.io.parse_single_sequence_example(serialized, context_features=context_spec,
                                                        sequence_features=sequence_spec)
     frames = tf.map_fn(lambda data: tf.io.decode_image(data, channels=channels, expand_animations=False),
                        seq["frames"], fn_output_signature=tf.uint8)
     out = dict(context)
-    out.update(frames=frames, face_present=seq["face_present"][:, 0], box=seq["box"],
-               ratings=seq["ratings"], time=seq["time"][:, 0])
+    face_present = seq["face_present"][:, 0]
+    # Records written before the field existed: every rating is valid.
+    rating_valid = tf.cond(tf.size(seq["rating_valid"]) > 0, lambda: seq["rating_valid"][:, 0],
+                           lambda: tf.ones_like(face_present))
+    out.update(frames=frames, face_present=face_present, box=seq["box"], ratings=seq["ratings"],
+               time=seq["time"][:, 0], rating_valid=rating_valid)
     return out

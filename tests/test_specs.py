@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from emotrack.cli import main
-from emotrack.data import read_manifest, session_arrays
+from emotrack.data import read_manifest, session_arrays, training_windows
 from emotrack.specs import (LayoutError, RatingsError, SpecError, builtin_specs, describe_specs, discover,
                             load_spec, read_arff, read_ratings, with_overrides)
 from emotrack.video import read_frames_dir, read_video, video_fps
@@ -433,7 +433,14 @@ def test_affwild2_preprocess_left_right_faces_and_masked_frames(affwild2, tmp_pa
     left, right = sessions["12-24-1920x1080_left"], sessions["12-24-1920x1080_right"]
     centre = lambda s: s["box"][s["box"][:, 2] > 0, 0] + s["box"][s["box"][:, 2] > 0, 2] / 2  # noqa: E731
     assert centre(left).max() < W <= centre(right).min()  # each session keeps its own person
-    # Masked frames are never trained on or scored: face_present is 0 there, whatever was detected.
-    assert left["face_present"][[10, 11, 12, 13, 14, 30]].tolist() == [0] * 6
+    # Masked frames are never trained on or scored: their rating is marked invalid (the face is kept)
+    # and their training weight is 0.
+    masked = [10, 11, 12, 13, 14, 30]
+    assert left["rating_valid"][masked].tolist() == [0] * 6 and left["face_present"][masked].sum() > 0
+    assert left["rating_valid"].sum() == 44
+    partition = left["partition"]
+    clips = training_windows(out, partition, window=FRAMES, hop=FRAMES, batch_size=1, shuffle=False)
+    for s, (_, _, w) in zip(session_arrays(out, partition), clips.as_numpy_iterator()):
+        np.testing.assert_array_equal(w[0], s["face_present"] * s["rating_valid"])
     assert right["face_present"].sum() >= 0.95 * FRAMES
     np.testing.assert_allclose(left["ratings"][3], [-0.17, 0.27], atol=1e-6)
