@@ -10,6 +10,7 @@ import click
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .. import __version__
+from .compare import compare
 from .evaluate import evaluate
 from .experiments import experiments
 from .models import models
@@ -43,3 +44,4 @@ main.add_command(predict)
 main.add_command(specs)
 main.add_command(models)
 main.add_command(experiments)
+main.add_command(compare)

@@ -70,10 +70,93 @@ def _plot(path: Path, session: dict[str, Any], gold: np.ndarray, pred: np.ndarra
         ax.legend(loc="upper right", fontsize=8)
     np.atleast_1d(axes)[-1].set_xlabel("time (s)")
     fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+    return path
+
+
+def _plot_scatter(path: Path, golds: list[np.ndarray], preds: list[np.ndarray], masks: list[np.ndarray],
+                  targets: list[str], title: str) -> Path:
+    """Predicted vs gold on the arousal-valence plane (valence on x, arousal on y), one point per
+    scored frame, gold and prediction side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gold, pred = np.concatenate(golds), np.concatenate(preds)
+    mask = np.concatenate(masks).astype(bool)
+    a, v = targets.index("arousal"), targets.index("valence")
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.scatter(gold[mask, v], gold[mask, a], s=3, alpha=0.4, color="tab:blue", label="gold standard")
+    ax.scatter(pred[mask, v], pred[mask, a], s=3, alpha=0.4, color="tab:red", label="prediction")
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.axvline(0, color="0.7", lw=0.8)
+    ax.set_xlim(-1.05, 1.05)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("valence")
+    ax.set_ylabel("arousal")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8, markerscale=3)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _plot_history(path: Path, history: Path) -> Path | None:
+    """Training curves from ``history.csv``: loss and CCC on train and devel per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    if not history.is_file():
+        return None
+    table = pd.read_csv(history)
+    if table.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, key in zip(axes, ("loss", "ccc")):
+        for prefix, label in (("", "train"), ("val_", "devel")):
+            if prefix + key in table:
+                ax.plot(table["epoch"] + 1, table[prefix + key], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.upper() if key == "ccc" else key)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _write_metrics_csv(run_dir: Path, report: dict[str, Any]) -> Path:
+    """The report as a flat table: one row per partition, kind (raw / post_processed), scope
+    (all sessions or one session) and dimension."""
+    import pandas as pd
+
+    rows = []
+    for partition, entry in report["partitions"].items():
+        for kind in ("raw", "post_processed"):
+            if kind not in entry:
+                continue
+            for dim in report["targets"]:
+                rows.append({"partition": partition, "kind": kind, "session": "all", "dimension": dim,
+                             **entry[kind][dim]})
+        for session, scores in entry["sessions"].items():
+            for dim in report["targets"]:
+                rows.append({"partition": partition, "kind": "raw", "session": session, "dimension": dim,
+                             "CCC": scores[dim]})
+    path = run_dir / "metrics.csv"
+    tmp = run_dir / "metrics.csv.tmp"
+    pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
+    os.replace(tmp, path)
+    return path
 
 
 def _write_predictions(run_dir: Path, predicted: dict[str, dict], targets: list[str], chain, rate_hz: float) -> Path:
@@ -160,7 +243,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"], "checkpoint": checkpoint,
                               "targets": targets, "rate_hz": rate_hz, "postprocessing": postprocessing,
                               "partitions": {}}
-    plotted = None
+    plotted, session_plots = None, []
     for partition in partitions:
         p = predicted[partition]
         if chain is not None:
@@ -174,14 +257,30 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
         entry["sessions"] = {s["session"]: {name: ccc(g[:, k], pr[:, k], mask=m) for k, name in enumerate(targets)}
                              for s, g, pr, m in zip(p["sessions"], p["golds"], p["preds"], p["masks"])}
         report["partitions"][partition] = entry
-        if partition == "test" and p["sessions"]:
-            s = p["sessions"][0]
-            plotted = run_dir / f"plot_{s['session']}.png"
-            _plot(plotted, s, p["golds"][0], p["preds"][0], targets, entry["sessions"][s["session"]])
+        if partition == "test":  # Huang et al. 2018, Fig. 5: prediction and gold of every test session
+            for s, gold, pred in zip(p["sessions"], p["golds"], p["preds"]):
+                path = run_dir / f"plot_{s['session']}.png"
+                _plot(path, s, gold, pred, targets, entry["sessions"][s["session"]])
+                session_plots.append(str(path))
+                plotted = plotted or path
     report["post_processing"] = chain.to_dict() if chain is not None else None
     report["plot"] = str(plotted) if plotted else None
+    plots: dict[str, Any] = {"sessions": session_plots}
+    if {"arousal", "valence"} <= set(targets):
+        for partition in partitions:
+            p = predicted[partition]
+            if p["sessions"]:
+                plots[f"scatter_{partition}"] = str(_plot_scatter(
+                    run_dir / f"scatter_{partition}.png", p["golds"], p["preds"], p["masks"], targets,
+                    f"{partition}: {len(p['sessions'])} sessions, raw predictions"))
+    curves = _plot_history(run_dir / "training_curves.png", run_dir / "history.csv")
+    if curves:
+        plots["training_curves"] = str(curves)
+    report["plots"] = plots
+    report["metrics_csv"] = str(run_dir / "metrics.csv")
     report["predictions"] = str(_write_predictions(run_dir, {p: predicted[p] for p in partitions}, targets,
                                                    chain, rate_hz))
+    _write_metrics_csv(run_dir, report)
     tmp = run_dir / (REPORT + ".tmp")
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, run_dir / REPORT)

@@ -1,0 +1,99 @@
+"""Evaluation outputs: per-frame predictions, the metrics table, plots, and runs compared side by side."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from emotrack.cli import main
+from emotrack.config import EXPERIMENTS
+from emotrack.data import session_arrays
+from emotrack.evaluate import evaluate
+from emotrack.train import train
+
+TINY = ["train.epochs=2", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
+        "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"]
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tiny_tfr, tmp_path_factory):
+    run = train("huang2018-convlstm", tiny_tfr, tmp_path_factory.mktemp("runs") / "a", overrides=TINY, verbose=0)
+    return run, evaluate(run)
+
+
+def _ccc(x, y):
+    """Lin's CCC with population moments, written out."""
+    return 2 * np.cov(x, y, bias=True)[0, 1] / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
+
+
+def test_predictions_csv_has_every_frame_and_reproduces_the_session_ccc(evaluated_run, tiny_tfr):
+    run, report = evaluated_run
+    table = pd.read_csv(run / "predictions.csv")
+    for partition in ("devel", "test"):
+        for s in session_arrays(tiny_tfr, partition):
+            rows = table[(table.partition == partition) & (table.session == s["session"])]
+            assert len(rows) == len(s["frames"])
+            np.testing.assert_allclose(rows["gold_arousal"], s["ratings"][:, 0], atol=1e-6)
+            mask = rows["face_present"].to_numpy().astype(bool)
+            for dim in ("arousal", "valence"):
+                expected = report["partitions"][partition]["sessions"][s["session"]][dim]
+                got = _ccc(rows[f"gold_{dim}"].to_numpy()[mask], rows[f"pred_{dim}"].to_numpy()[mask])
+                assert got == pytest.approx(expected, abs=2e-5)
+
+
+def test_metrics_csv_equals_the_report_and_plots_exist(evaluated_run):
+    run, report = evaluated_run
+    table = pd.read_csv(run / "metrics.csv")
+    for partition, entry in report["partitions"].items():
+        for kind in ("raw", "post_processed"):
+            for dim in ("arousal", "valence"):
+                row = table[(table.partition == partition) & (table.kind == kind) & (table.session == "all")
+                            & (table.dimension == dim)]
+                assert len(row) == 1 and row["CCC"].iloc[0] == pytest.approx(entry[kind][dim]["CCC"], abs=1e-6)
+    tests = report["partitions"]["test"]["sessions"]
+    assert sorted(report["plots"]["sessions"]) == sorted(str(run / f"plot_{s}.png") for s in tests)
+    import matplotlib.image
+
+    for name in ("scatter_test.png", "scatter_devel.png", "training_curves.png"):
+        image = matplotlib.image.imread(run / name)
+        assert image.shape[0] > 300 and image.shape[1] > 300 and image[..., :3].std() > 0.01
+
+
+def test_compare_puts_runs_next_to_the_paper(evaluated_run, tmp_path):
+    from emotrack.compare import compare_runs
+
+    run, report = evaluated_run
+    table = compare_runs([run])
+    row = table.iloc[0]
+    assert row["experiment"] == "huang2018-convlstm"
+    assert row["test_raw_arousal"] == pytest.approx(report["partitions"]["test"]["raw"]["arousal"]["CCC"])
+    assert row["paper_arousal"] == EXPERIMENTS["huang2018-convlstm"]["paper"]["reported"]["arousal"]
+    result = CliRunner().invoke(main, ["compare", str(run), "--csv", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    assert f"{report['partitions']['devel']['raw']['valence']['CCC']:.3f}" in result.output
+    assert "0.441" in result.output  # the paper's arousal CCC (Table 3)
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 1
+
+
+def test_compare_names_an_unevaluated_run(tiny_tfr, tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text("experiment: huang2018-convlstm\n")
+    result = CliRunner().invoke(main, ["compare", str(run)])
+    assert result.exit_code != 0 and "emotrack evaluate" in result.output and "report.json" in result.output
+
+
+def test_repeats_folder_is_one_row_with_mean_and_std(tmp_path, evaluated_run):
+    from emotrack.compare import compare_runs
+
+    run, _ = evaluated_run
+    folder = tmp_path / "rep"
+    folder.mkdir()
+    (folder / "seed-0").symlink_to(run)
+    summary = {"experiment": "huang2018-convlstm", "seeds": [0, 1],
+               "summary": {"test": {"raw": {"arousal": {"mean": 0.5, "std": 0.1, "n": 2}}}}}
+    (folder / "repeats.json").write_text(json.dumps(summary))
+    row = compare_runs([folder]).iloc[0]
+    assert row["runs"] == 2 and row["test_raw_arousal"] == 0.5 and row["test_raw_arousal_std"] == 0.1
