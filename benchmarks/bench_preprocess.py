@@ -1,0 +1,276 @@
+"""Speed of the face pipeline on a 640x360 video, and agreement with MTCNN run on every frame.
+
+Runs, on one video:
+
+(a) ``mtcnn`` 1.0.0 at its defaults, one frame at a time: the reference boxes (cached next to the video,
+    keyed by the video's checksum, since it takes minutes);
+(b) `emotrack.faces.FaceDetector` with ``min_face``: proposals on shrunk frames, batched, O-Net at full
+    resolution, on every frame;
+(c) the whole per-frame pipeline: decode (PyAV, read ahead in a thread) -> `FaceTracker` -> `crop_faces`
+    at the four model families' sizes -> JPEG -> one TFRecord, with cropping and encoding in a second
+    thread;
+
+and prints frames per second and, for (b) and (c), the fraction of frames that agree with (a): both
+without a face, or both with one and the boxes' IoU >= 0.7.
+
+Without ``--video`` it makes one (cached): 640x360, 30 fps, H.264, two synthetic subjects
+(`emotrack.synth`, built from a real portrait) panning across the frame, a cut between them, and half
+a second of covered camera (no face) in the middle.
+
+Run with `make bench-preprocess` (the first run takes a few minutes more: it makes the video and the
+reference boxes). Figures depend on the machine; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import queue
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+WIDTH, HEIGHT, FPS = 640, 360, 30
+AGREE_IOU = 0.7
+
+
+def make_video(path: Path, frames: int = 300, seed: int = 0) -> None:
+    """The benchmark video: subject A panning (40 %), covered camera (5 %), subject B panning and
+    leaning in (the rest); written to ``path`` as H.264 with PyAV."""
+    import av
+
+    from emotrack.synth import iter_session_frames
+
+    rng = np.random.default_rng(seed)
+    first = int(frames * 0.4)
+    covered = max(int(frames * 0.05), 1)
+    second = frames - first - covered
+    seconds = max(first, second) / FPS + 1.0
+
+    def panned(session: int, count: int, amplitude: float, period_s: float, zoom: float):
+        """Frames of one synthetic session, shifted along a slow sine (a head moving across the frame)."""
+        source = iter_session_frames(seed, session, seconds=seconds, fps=FPS, width=WIDTH, height=HEIGHT)
+        for k, item in zip(range(count), source):
+            t = k / FPS
+            dx = amplitude * np.sin(2 * np.pi * t / period_s)
+            dy = 0.15 * amplitude * np.sin(2 * np.pi * t / (0.7 * period_s))
+            scale = 1.0 + zoom * np.sin(np.pi * t / (count / FPS))
+            yield _shift_zoom(item.image, dx, dy, scale)
+
+    def dark(count: int):
+        for _ in range(count):
+            yield np.clip(rng.normal(20, 6, size=(HEIGHT, WIDTH, 3)), 0, 255).astype(np.uint8)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.mp4")
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(FPS))
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
+        count = 0
+        parts = (panned(0, first, 110.0, 4.0, 0.0), dark(covered), panned(3, second, 90.0, 3.0, 0.25))
+        for part in parts:
+            for image in part:
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = count
+                container.mux(stream.encode(frame))
+                count += 1
+        container.mux(stream.encode(None))
+    os.replace(tmp, path)
+
+
+def _shift_zoom(image: np.ndarray, dx: float, dy: float, scale: float) -> np.ndarray:
+    """The image moved by (dx, dy) pixels and zoomed about its centre, edge pixels repeated."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    # PIL's affine maps output to input pixels: x_in = a x + b y + c.
+    a = 1.0 / scale
+    c = w / 2 - a * (w / 2 + dx)
+    f = h / 2 - a * (h / 2 + dy)
+    pad = 200
+    padded = Image.fromarray(np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
+    out = padded.transform((w, h), Image.AFFINE, (a, 0, c + pad, 0, a, f + pad), resample=Image.BILINEAR)
+    return np.asarray(out)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def boxes_array(faces) -> np.ndarray:
+    """(N, 4) x, y, w, h; NaN where a frame has no face."""
+    out = np.full((len(faces), 4), np.nan)
+    for i, face in enumerate(faces):
+        if face is not None:
+            out[i] = face.box
+    return out
+
+
+def agreement(boxes: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Fraction of frames that agree with the reference (both without a face, or IoU >= 0.7), and the mean
+    IoU over frames where both have a face."""
+    from emotrack.faces import box_iou
+
+    agree, ious = 0, []
+    for box, ref in zip(boxes, reference):
+        has, ref_has = not np.isnan(box[0]), not np.isnan(ref[0])
+        if has and ref_has:
+            ious.append(box_iou(box, ref))
+            agree += ious[-1] >= AGREE_IOU
+        else:
+            agree += has == ref_has
+    return agree / len(reference), float(np.mean(ious)) if ious else float("nan")
+
+
+def reference_boxes(video: Path, frames: list[np.ndarray], cache: Path) -> tuple[np.ndarray, float, bool]:
+    """(a): mtcnn's ``detect_faces`` at its defaults on every frame, one at a time, largest face.
+
+    Returns the boxes, the frames/s it ran at and whether they came from the cache."""
+    from importlib.metadata import version
+
+    key = f"{sha256(video)[:16]}-mtcnn{version('mtcnn')}"
+    path = cache / f"reference-{key}.npz"
+    if path.is_file():
+        stored = np.load(path)
+        return stored["boxes"], float(stored["fps"]), True
+    from emotrack.faces import FaceDetector
+
+    detector = FaceDetector(batch_size=1, min_confidence=0.0)
+    detector.detect(frames[:1])  # load the networks outside the timing
+    start = time.perf_counter()
+    boxes = boxes_array(detector.detect(frames))
+    fps = len(frames) / (time.perf_counter() - start)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, boxes=boxes, fps=fps)
+    return boxes, fps, False
+
+
+def end_to_end(video: Path, out: Path, tracker, specs, quality: int = 95) -> tuple[list, float]:
+    """(c): decode -> track -> crop at every spec -> JPEG -> TFRecord; cropping, encoding and writing run
+    in a second thread. Returns the faces and frames/s."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from emotrack.faces import crop_faces
+    from emotrack.video import iter_frames
+
+    def encode(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, "JPEG", quality=quality)
+        return buffer.getvalue()
+
+    work: queue.Queue = queue.Queue(maxsize=64)
+    failure: list[BaseException] = []
+
+    def write():
+        try:
+            with tf.io.TFRecordWriter(str(out)) as writer:
+                while (item := work.get()) is not None:
+                    (t, frame), face = item
+                    feature = {"time": tf.train.Feature(float_list=tf.train.FloatList(value=[t]))}
+                    if face is not None:
+                        crops = crop_faces(frame, face, specs, margin=0.2)
+                        feature["box"] = tf.train.Feature(float_list=tf.train.FloatList(value=face.box))
+                        for i, crop in enumerate(crops):
+                            feature[f"image/{i}"] = tf.train.Feature(
+                                bytes_list=tf.train.BytesList(value=[encode(crop)]))
+                    example = tf.train.Example(features=tf.train.Features(feature=feature))
+                    writer.write(example.SerializeToString())
+        except BaseException as err:
+            failure.append(err)
+            while work.get() is not None:  # let the producer finish
+                pass
+
+    writer = threading.Thread(target=write, name="bench-writer")
+    writer.start()
+    faces = []
+    start = time.perf_counter()
+    try:
+        for item in tracker.track(iter_frames(video), frame=lambda pair: pair[1]):
+            work.put(item)
+            faces.append(item[1])
+    finally:
+        work.put(None)
+        writer.join()
+    fps = len(faces) / (time.perf_counter() - start)
+    if failure:
+        raise failure[0]
+    return faces, fps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", type=Path, help="a video to use instead of the synthetic one")
+    parser.add_argument("--frames", type=int, default=300, help="length of the synthetic video")
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                        / "emotrack" / "bench_preprocess", help="where the video and reference boxes are kept")
+    parser.add_argument("--every", type=int, default=5, help="FaceTracker: a key frame every N frames")
+    parser.add_argument("--min-face", type=float, default=0.2,
+                        help="smallest face, as a fraction of the frame's shorter side")
+    args = parser.parse_args()
+
+    from emotrack.faces import CROP_SPECS, FaceDetector, FaceTracker
+    from emotrack.video import read_video
+
+    video = args.video
+    if video is None:
+        video = args.cache / f"faces-{WIDTH}x{HEIGHT}-{args.frames}.mp4"
+        if not video.is_file():
+            print(f"making {video} ...")
+            make_video(video, args.frames)
+
+    start = time.perf_counter()
+    frames, _, fps = read_video(video)
+    decode_fps = len(frames) / (time.perf_counter() - start)
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    print(f"video       {video}: {len(frames)} frames, {w}x{h}, {fps:g} fps; {os.cpu_count()} CPU cores")
+    print(f"decode      {decode_fps:8.1f} frames/s  (PyAV, to RGB arrays)")
+
+    reference, reference_fps, cached = reference_boxes(video, frames, args.cache)
+    print(f"(a) MTCNN   {reference_fps:8.1f} frames/s  (mtcnn defaults, one frame at a time; the reference, "
+          f"a face in {np.mean(~np.isnan(reference[:, 0])):.1%} of frames{'; cached run' if cached else ''})")
+
+    detector = FaceDetector(min_face=args.min_face, batch_size=32)
+    detector.detect(frames[:32])  # compile outside the timing
+    start = time.perf_counter()
+    batched = detector.detect(frames)
+    batched_fps = len(frames) / (time.perf_counter() - start)
+    agree, mean_iou = agreement(boxes_array(batched), reference)
+    scale = detector.detection_scale(frames[0].shape)
+    print(f"(b) batched {batched_fps:8.1f} frames/s  agreement {agree:6.1%} (mean IoU {mean_iou:.3f})  "
+          f"(proposals at {round(w * scale)}x{round(h * scale)}, batch 32, O-Net at {w}x{h}; no decode)")
+
+    specs = list(CROP_SPECS.values())
+    tracker = FaceTracker(every=args.every, min_face=args.min_face)
+    tracker.track_all(frames[:2 * args.every + 1])  # compile outside the timing
+    with tempfile.TemporaryDirectory() as tmp:
+        faces, e2e_fps = end_to_end(video, Path(tmp) / "faces.tfrecord", tracker, specs)
+        size = (Path(tmp) / "faces.tfrecord").stat().st_size
+    agree, mean_iou = agreement(boxes_array(faces), reference)
+    tracked = np.mean([f is not None and f.source == "tracked" for f in faces])
+    sizes = ", ".join(f"{s.height}x{s.width}{' gray' if s.gray else ''}" for s in specs)
+    print(f"(c) tracker {e2e_fps:8.1f} frames/s  agreement {agree:6.1%} (mean IoU {mean_iou:.3f})  "
+          f"(decode + key frame every {args.every}, {tracked:.0%} of frames tracked + crops {sizes} + JPEG + "
+          f"TFRecord, {size / len(faces) / 1024:.1f} KiB/frame)")
+    corpus = 900_000
+    print(f"            a SEWA-sized corpus ({corpus:,} frames) at (c): {corpus / e2e_fps / 3600:.1f} h; "
+          f"at (a): {corpus / reference_fps / 3600:.0f} h")
+
+
+if __name__ == "__main__":
+    main()
