@@ -113,3 +113,88 @@ def resolve_config(experiment: str, config_file: str | Path | None = None,
     for text in overrides:
         _merge(config, parse_override(text), "")
     return config
+
+
+def _experiment(description: str, source: str, reported: dict[str, float], model: str, options: dict,
+                data: dict, train: dict, postprocessing: str = "tzirakis2017") -> dict[str, Any]:
+    return {"description": description, "paper": {"source": source, "reported": reported},
+            "model": {"name": model, "options": options},
+            "data": {"label_delay_s": 0.0, **data},
+            "train": {"epochs": 60, "loss": "ccc", "seed": 0, **train},
+            "evaluate": {"partitions": ["devel", "test"], "chunk": 600, "postprocessing": postprocessing}}
+
+
+# Tzirakis et al. 2017, Table II (RECOLA devel CCC after 60 epochs, by sequence length) and
+# Table VI (multimodal, devel in parentheses). Adam, learning rate 1e-4, batches of 25 sequences
+# (speech) or 2 (visual), CCC loss, the post-processing chain of Sec. V; 25 fps, 96x96 RGB faces
+# and 640 audio samples per frame.
+TZIRAKIS2017_TABLE_II = {
+    ("visual", 75): (0.293, 0.276), ("visual", 150): (0.363, 0.488), ("visual", 300): (0.193, 0.496),
+    ("audio", 75): (0.727, 0.345), ("audio", 150): (0.744, 0.369), ("audio", 300): (0.685, 0.130),
+}
+for (_modality, _length), (_arousal, _valence) in TZIRAKIS2017_TABLE_II.items():
+    EXPERIMENTS[f"tzirakis2017-{_modality}-seq{_length}"] = _experiment(
+        f"Tzirakis 2017 {'speech' if _modality == 'audio' else 'visual'} network, sequences of {_length} frames",
+        "Tzirakis et al. 2017, Table II (RECOLA devel, CCC)", {"arousal": _arousal, "valence": _valence},
+        f"tzirakis2017-{_modality}", {},
+        {"window": _length, "hop": _length, "batch_size": 25 if _modality == "audio" else 2},
+        {"optimizer": "adam", "learning_rate": 1e-4})
+EXPERIMENTS["tzirakis2017-audiovisual-seq150"] = _experiment(
+    "Tzirakis 2017 multimodal network (speech + visual extractors, 2 LSTMs), sequences of 150 frames",
+    "Tzirakis et al. 2017, Table VI (RECOLA devel, CCC)", {"arousal": 0.731, "valence": 0.502},
+    "tzirakis2017-audiovisual", {}, {"window": 150, "hop": 150, "batch_size": 2},
+    {"optimizer": "adam", "learning_rate": 1e-4})
+
+# Wang & Hsu 2017 (AST-Net), Table 1: loss ablations (AVEC 2012 valence devel, mean Pearson CC
+# over videos). Clips of N = 50 frames every 10 frames, Siamese pairs shifted by one frame. The
+# optimiser, learning rate, batch size and epochs are not given: Adam 1e-4, 8 pairs, 20 epochs.
+ASTNET2017_TABLE_1 = {"La": 0.4241, "T": 0.3965, "La+T": 0.4757, "La+S": 0.4282, "La+T+S": 0.4593,
+                      "La+T+G": 0.4886, "La+T+Lo": 0.4968, "La+Lo+G": 0.3843, "La+T+Lo+G": 0.5047,
+                      "La+T+Lo+G+S": 0.5874}
+for _terms, _cc in ASTNET2017_TABLE_1.items():
+    _name = "astnet2017-full-loss" if _terms == "La+T+Lo+G+S" else f"astnet2017-{_terms.lower().replace('+', '-')}"
+    _siamese = "S" in _terms.split("+")
+    EXPERIMENTS[_name] = _experiment(
+        f"AST-Net (VGG-16 fc6 + stacked LSTM 50/40) trained with the {_terms} loss",
+        "Wang & Hsu 2017, Table 1 (AVEC 2012 valence devel, mean Pearson CC, not CCC)", {"valence": _cc},
+        "astnet2017-siamese" if _siamese else "astnet2017", {},
+        {"window": 50, "frame_step": 10, "hop": 50, "batch_size": 8},
+        {"optimizer": "adam", "learning_rate": 1e-4, "epochs": 20, "loss": "astnet", "loss_terms": _terms},
+        postprocessing="none")
+
+# Teixeira et al. 2021, Table 2 (SEWA devel CCC): VGG-16-LSTM by frame rate (SEWA video is 50 fps;
+# 10 fps takes every 5th frame), sequence length, overlap ratio and label fusion, for the dimension
+# each row reports. MSE loss (Sec. 4.4); Adam with 1e-5 and batches of 16 as in Sec. 4.3 (the LSTM
+# stage's own values are not given), 20 epochs assumed. Rows initialised from VGG-Face carry a
+# -vggface suffix; the others start from the RAF-DB fine-tuned backbone (a weights file: set
+# model.options.weights).
+TEIXEIRA2021_TABLE_2 = [
+    ("vggface", 10, 16, 0.2, "extremum", "valence", 0.560), ("vggface", 10, 16, 0.2, "mean", "arousal", 0.542),
+    ("vggface", 50, 64, 0.2, "mean", "valence", 0.511), ("vggface", 50, 64, 0.2, "extremum", "arousal", 0.492),
+    ("rafdb", 10, 64, 0.8, "mean", "valence", 0.625), ("rafdb", 10, 64, 0.8, "extremum", "arousal", 0.557),
+    ("rafdb", 50, 64, 0.2, "mean", "valence", 0.568), ("rafdb", 50, 64, 0.2, "extremum", "arousal", 0.517),
+]
+for _init, _fps, _length, _overlap, _fusion, _dim, _ccc in TEIXEIRA2021_TABLE_2:
+    _name = f"teixeira2021-vgg16-lstm-{_length}-{_overlap}-{_fusion}-{_fps}fps" + ("-vggface" if _init == "vggface" else "")
+    EXPERIMENTS[_name] = _experiment(
+        f"Teixeira 2021 VGG-16-LSTM, {_length} frames at {_fps} fps, overlap {_overlap}, {_fusion} label fusion, "
+        f"{'VGG-Face' if _init == 'vggface' else 'RAF-DB'} initialisation",
+        "Teixeira et al. 2021, Table 2 (SEWA devel, CCC)", {_dim: _ccc}, "teixeira2021-vgg16-lstm", {},
+        {"window": _length, "overlap": _overlap, "frame_step": 50 // _fps, "label_fusion": _fusion,
+         "batch_size": 16},
+        {"optimizer": "adam", "learning_rate": 1e-5, "epochs": 20, "loss": "mse"}, postprocessing="teixeira2021")
+
+# Teixeira et al. 2021, Table 3's two i3D configurations for every backbone (SEWA devel; Tables 4-6
+# report the best configuration per backbone, CCC 0.31 to 0.41 at best, not per row here).
+TEIXEIRA2021_I3D = {"c1": {"inflation": "centered", "fill": "random", "masking": False,
+                           "dilation": [1, 1, 1, 1], "multiplier": 1},
+                    "c2": {"inflation": "copied", "fill": "zero", "masking": True,
+                           "dilation": [1, 2, 4, 8], "multiplier": 100}}
+for _backbone in ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50"):
+    for _cname, _options in TEIXEIRA2021_I3D.items():
+        EXPERIMENTS[f"teixeira2021-i3d-{_backbone.replace('_', '')}-{_cname}"] = _experiment(
+            f"Teixeira 2021 i3D-CNN inflated from {_backbone}, Table 3 configuration {_cname.upper()}",
+            "Teixeira et al. 2021, Tables 3-6 (SEWA devel)", {}, "teixeira2021-i3d",
+            {"backbone": _backbone, **_options},
+            {"window": 16, "overlap": 0.5, "frame_step": 5, "label_fusion": "mean", "batch_size": 16},
+            {"optimizer": "adam", "learning_rate": 1e-5, "epochs": 20, "loss": "mse"}, postprocessing="teixeira2021")

@@ -18,6 +18,8 @@ import numpy as np
 from .preprocess import MANIFEST
 
 SHUFFLE_BUFFER = 4096  # clips; a whole corpus' worth of clips for the demo and the tests
+TARGETS = ("frame", "clip", "siamese")
+LABEL_FUSIONS = ("mean", "extremum")
 
 
 def read_manifest(data_dir: str | Path) -> dict[str, Any]:
@@ -51,9 +53,17 @@ def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = Non
     from .tfrecord import parse_session
 
     manifest = read_manifest(data_dir)
-    dims, channels = len(manifest["dimensions"]), manifest["frame"]["channels"]
+    frame = manifest["frame"]
+    dims, channels = len(manifest["dimensions"]), frame["channels"]
     files = session_files(data_dir, partitions)
-    return tf.data.TFRecordDataset(files).map(lambda s: parse_session(s, dims, channels))
+
+    def parse(serialized):
+        s = parse_session(serialized, dims, channels)
+        # Static crop sizes, so that models that reshape (batch, time) into one axis see them.
+        s["frames"] = tf.ensure_shape(s["frames"], [None, frame["height"], frame["width"], channels])
+        return s
+
+    return tf.data.TFRecordDataset(files).map(parse)
 
 
 def shift_labels(ratings, weights, delay_frames: int):
@@ -82,7 +92,8 @@ def delay_frames(delay_s: float, fps: float) -> int:
 def training_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
                      batch_size: int, label_delay_s: float = 0.0, shuffle: bool = True, seed: int = 0,
                      cache: bool = True, temporal_pooling_s: float | None = None,
-                     epochs: tuple[int, int] | None = None):
+                     epochs: tuple[int, int] | None = None, frame_step: int = 1, target: str = "frame",
+                     label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",)):
     """Fixed-length clips for training or validation.
 
     Args:
@@ -95,9 +106,21 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             epoch shuffled with a seed made of ``seed`` and the epoch's index, so that epoch e has
             the same order whether training started at epoch 0 or was resumed at e. Without it,
             one pass, reshuffled at each iteration.
+        frame_step: a clip takes every ``frame_step``-th frame (frame-rate subsampling, e.g. 50 ->
+            10 fps with 5; AST-Net's sparse clips, 50 frames every 10), so it spans
+            ``(L - 1) * frame_step + 1`` frames; ``hop`` stays in frames of the session.
+        target: what the model predicts: ``frame`` (one value per clip step), ``clip`` (one value
+            per clip: ratings fused by ``label_fusion``) or ``siamese`` (pairs of clips, the second
+            shifted by one frame: AST-Net, Wang & Hsu 2017).
+        label_fusion: for ``clip``: ``mean`` of the valid frames' ratings or ``extremum`` (per
+            dimension, the valid rating farthest from 0; Teixeira et al. 2021, Sec. 3.2).
+        inputs: the model's inputs, ``video`` (face crops) and/or ``audio`` (the samples of each
+            frame, when the TFRecords hold audio); with both, x is a dict keyed by input name.
     Returns:
-        ``tf.data.Dataset`` of (frames (B, L', H, W, C) float32, ratings (B, L', D), weights (B, L'))
-        with L' = L / k (L without pooling).
+        ``tf.data.Dataset`` of (x, ratings, weights). For ``frame``: frames (B, L', H, W, C)
+        float32, ratings (B, L', D), weights (B, L') with L' = L / k (L without pooling); for
+        ``clip``: ratings (B, D), weights (B,) = fraction of valid frames; for ``siamese``: an extra
+        axis of 2 after B everywhere.
     """
     import tensorflow as tf
 
@@ -125,15 +148,42 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         weights = tf.cast(s["face_present"], tf.float32)
         ratings, weights = shift_labels(s["ratings"], weights, shift)
         valid, _ = shift_labels(tf.cast(s["rating_valid"], tf.float32)[:, None], weights, shift)
-        return {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0]}
+        out = {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0]}
+        if "audio" in inputs:
+            out["audio"] = s["audio"]
+        return out
+
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if label_fusion not in LABEL_FUSIONS:
+        raise ValueError(f"label_fusion must be one of {', '.join(LABEL_FUSIONS)}, not {label_fusion!r}")
+    if "audio" in inputs and not manifest.get("audio", {}).get("sample_rate"):
+        raise ValueError(f"{data_dir} holds no audio; preprocess the corpus with audio for this model")
+    span = clip_span(window, frame_step)
+    extra = 1 if target == "siamese" else 0  # the second clip of a pair starts one frame later
+
+    def clip(s, i):
+        picked = {key: s[key][i:i + span:frame_step] for key in ("frames", "ratings", "weights")
+                  + (("audio",) if "audio" in inputs else ())}
+        x = {"video": tf_temporal_pool(picked["frames"], k)}
+        if "audio" in inputs:
+            x["audio"] = tf_temporal_pool(picked["audio"], k)
+        x = x[inputs[0]] if len(inputs) == 1 else {name: x[name] for name in inputs}
+        y, w = tf_temporal_pool(picked["ratings"], k), tf_temporal_pool(picked["weights"], k)
+        if target == "clip":
+            y, w = fuse_labels(y, w, label_fusion)
+        return x, y, w
 
     def to_windows(s):
         t = tf.shape(s["frames"])[0]
-        starts = tf.range(0, tf.maximum(t - window + 1, 0), hop)
-        return tf.data.Dataset.from_tensor_slices(starts).map(
-            lambda i: (tf_temporal_pool(s["frames"][i:i + window], k),
-                       tf_temporal_pool(s["ratings"][i:i + window], k),
-                       tf_temporal_pool(s["weights"][i:i + window], k)))
+        starts = tf.range(0, tf.maximum(t - span - extra + 1, 0), hop)
+        if target == "siamese":
+            def pair(i):
+                a, b = clip(s, i), clip(s, i + 1)
+                return tuple(tf.nest.map_structure(lambda u, v: tf.stack([u, v]), a[j], b[j]) for j in range(3))
+
+            return tf.data.Dataset.from_tensor_slices(starts).map(pair)
+        return tf.data.Dataset.from_tensor_slices(starts).map(lambda i: clip(s, i))
 
     ds = load_sessions(data_dir, partitions).map(prepare)
     if cache:
@@ -154,13 +204,38 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def count_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int) -> int:
-    """How many clips :func:`training_windows` cuts from the partition(s), from the manifest."""
+def clip_span(window: int, frame_step: int = 1) -> int:
+    """Session frames covered by a clip of ``window`` frames taken every ``frame_step`` frames."""
+    return (window - 1) * frame_step + 1
+
+
+def fuse_labels(ratings, weights, fusion: str = "mean"):
+    """One label per clip from its frames' (L, D) ratings and (L,) weights (Teixeira et al. 2021,
+    Sec. 3.2): ``mean`` of the valid frames or ``extremum``, per dimension the valid rating with the
+    largest magnitude. Returns ((D,) ratings, () weight = fraction of valid frames)."""
+    import tensorflow as tf
+
+    valid = tf.cast(weights > 0, ratings.dtype)[:, None]
+    count = tf.reduce_sum(valid)
+    if fusion == "mean":
+        fused = tf.reduce_sum(ratings * valid, axis=0) / tf.maximum(count, 1.0)
+    else:
+        magnitude = tf.where(valid > 0, tf.abs(ratings), -1.0)
+        index = tf.argmax(magnitude, axis=0)
+        fused = tf.gather_nd(tf.transpose(ratings), tf.stack([tf.range(tf.shape(ratings)[1], dtype=index.dtype),
+                                                              index], axis=1))
+    return fused, tf.reduce_mean(tf.cast(weights, ratings.dtype))
+
+
+def count_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
+                  frame_step: int = 1, target: str = "frame") -> int:
+    """How many clips (or pairs) :func:`training_windows` cuts from the partition(s), from the manifest."""
     manifest = read_manifest(data_dir)
     if isinstance(partitions, str):
         partitions = [partitions]
-    return sum((s["num_frames"] - window) // hop + 1 for s in manifest["sessions"]
-               if s["partition"] in partitions and s["num_frames"] >= window)
+    span = clip_span(window, frame_step) + (1 if target == "siamese" else 0)
+    return sum((s["num_frames"] - span) // hop + 1 for s in manifest["sessions"]
+               if s["partition"] in partitions and s["num_frames"] >= span)
 
 
 def session_arrays(data_dir: str | Path, partitions: str | list[str] | None = None) -> list[dict[str, Any]]:

@@ -21,27 +21,90 @@ from .train import load_run_config
 REPORT = "report.json"
 
 
-def predict_session(model, frames: np.ndarray, chunk: int, factor: int = 1) -> np.ndarray:
+def predict_session(model, frames, chunk: int, factor: int = 1) -> np.ndarray:
     """Per-frame predictions for a whole session.
 
     Args:
-        frames: uint8 (T, H, W, C).
+        frames: (T, H, W, C) face crops, or a dict of (T, ...) arrays by input name (e.g. ``audio``
+            and ``video``).
         chunk: frames per forward pass (bounds memory); rounded down to a multiple of ``factor``.
         factor: the model's temporal reduction; the tail is padded by repeating the last frame.
     Returns:
         float32 (T, outputs).
     """
-    t = len(frames)
+    arrays = frames if isinstance(frames, dict) else {"x": frames}
+    t = len(next(iter(arrays.values())))
     chunk = max(factor, chunk - chunk % factor)
     outs = []
     for start in range(0, t, chunk):
-        part = frames[start:start + chunk].astype(np.float32)
-        n = len(part)
-        pad = (-n) % factor
-        if pad:
-            part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
-        outs.append(np.asarray(model(part[None], training=False))[0, :n])
+        parts = {}
+        for name, x in arrays.items():
+            part = np.asarray(x[start:start + chunk], np.float32)
+            pad = (-len(part)) % factor
+            if pad:
+                part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
+            parts[name] = part[None]
+        n = min(chunk, t - start)
+        batch = parts["x"] if "x" in parts else parts
+        outs.append(np.asarray(model(batch, training=False))[0, :n])
     return np.concatenate(outs).astype(np.float32)
+
+
+def _stream(model):
+    """The single-stream network inside a Siamese model (AST-Net predicts with one stream)."""
+    nested = [layer for layer in model.layers if isinstance(layer, type(model)) or hasattr(layer, "layers")]
+    if not nested:
+        raise ValueError(f"{model.name} holds no single-stream network to predict with")
+    return nested[0]
+
+
+def predict_frames(model, session: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
+    """One prediction per frame of a whole session, whatever the model's kind (frame-level,
+    clip-level or Siamese), undoing what the training pipeline did to its input: temporal pooling
+    (Huang 2018), frame subsampling (``data.frame_step``: the session is cut into the interleaved
+    subsequences ``frames[j::step]``, each predicted and put back in place), and clips (each
+    frame gets the mean prediction of the clips that cover it). Returns (T, outputs)."""
+    from .models import model_info
+    from .temporal import clip_starts, input_contract, pooled_predictions, stitch_clips
+    from .train import clip_hop
+
+    info = model_info(config["model"]["name"])
+    data_cfg = config["data"]
+    chunk = config["evaluate"].get("chunk", 600)
+    step = int(data_cfg.get("frame_step", 1))
+    names = {"video": "frames", "audio": "audio"}
+    arrays = {name: session[names[name]] for name in info.inputs}
+    inputs = arrays[info.inputs[0]] if len(arrays) == 1 else arrays
+    length = len(session["frames"])
+    if info.target == "clip":
+        span = (data_cfg["window"] - 1) * step + 1
+        starts = clip_starts(length, span, config["evaluate"].get("hop") or clip_hop(data_cfg))
+        values = []
+        for first in range(0, len(starts), 16):
+            batch = {}
+            for name, x in arrays.items():
+                clips = []
+                for start in starts[first:first + 16]:
+                    clip = x[start:start + span:step]
+                    if len(clip) < data_cfg["window"]:  # a session shorter than one clip
+                        clip = np.concatenate([clip, np.repeat(clip[-1:], data_cfg["window"] - len(clip), 0)])
+                    clips.append(clip)
+                batch[name] = np.stack(clips).astype(np.float32)
+            values.append(np.asarray(model(batch[info.inputs[0]] if len(batch) == 1 else batch, training=False)))
+        return stitch_clips(np.concatenate(values), starts, span, length)
+    if info.target == "siamese":
+        model = _stream(model)
+    k, factor = input_contract(config, float(session["fps"]))
+    if step == 1:
+        return pooled_predictions(model, inputs, k, chunk, factor)
+    pred = None
+    for j in range(step):
+        part = {n: x[j::step] for n, x in arrays.items()}
+        out = pooled_predictions(model, part[info.inputs[0]] if len(part) == 1 else part, k, chunk, factor)
+        if pred is None:
+            pred = np.zeros((length, out.shape[1]), np.float32)
+        pred[j::step] = out
+    return pred
 
 
 def undo_label_delay(pred: np.ndarray, frames: int) -> np.ndarray:
@@ -198,7 +261,6 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     """
     from .models import load_model
     from .postprocess import PostProcessingChain, raw_and_post_processed_metrics
-    from .temporal import input_contract, pooled_predictions
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -215,9 +277,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
         sessions = session_arrays(config["data"]["dir"], partition)
         out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
         for s in sessions:
-            # Temporal pooling and the network's own time reduction undone: one prediction per frame.
-            k, factor = input_contract(config, float(s["fps"]))
-            pred = pooled_predictions(model, s["frames"], k, config["evaluate"].get("chunk", 600), factor)
+            pred = predict_frames(model, s, config)
             shift = delay_frames(config["data"].get("label_delay_s", 0.0), float(s["fps"]))
             out["preds"].append(undo_label_delay(pred, shift))
             out["golds"].append(s["ratings"][:, target_idx])

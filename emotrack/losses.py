@@ -74,18 +74,28 @@ def _as_float_pair(y_true, y_pred):
 def _frames_and_weights(y_true, y_pred, mask, dtype):
     """(batch, time, D) tensors and a (batch, time, 1) or (batch, time, D) weight tensor.
 
-    Rank-2 inputs (batch, D) are clip-level values and are read as one sequence of ``batch`` frames.
+    Rank-2 inputs (batch, D) are clip-level values and are read as one sequence of ``batch`` frames;
+    rank-4 inputs (batch, 2, N, D) are Siamese clip pairs and are read as 2 * batch sequences.
     """
     y_true = ops.convert_to_tensor(y_true, dtype=dtype)
     y_pred = ops.convert_to_tensor(y_pred, dtype=dtype)
     rank = len(y_pred.shape)
+    if rank == 4:
+        shape = ops.shape(y_pred)
+        y_true = ops.reshape(y_true, (-1, shape[2], shape[3]))
+        y_pred = ops.reshape(y_pred, (-1, shape[2], shape[3]))
+        if mask is not None:
+            mask = ops.convert_to_tensor(mask, dtype=dtype)
+            mask = ops.reshape(mask, (-1, shape[2]) + tuple(mask.shape[3:]))
+        rank = 3
     if rank == 2:
         y_true, y_pred = y_true[None], y_pred[None]
         if mask is not None:
             mask = ops.convert_to_tensor(mask, dtype=dtype)
             mask = ops.reshape(mask, (1, -1) + tuple(mask.shape[1:]))
     elif rank != 3:
-        raise ValueError(f"expected (batch, time, dimensions) or (batch, dimensions), got shape {y_pred.shape}")
+        raise ValueError(f"expected (batch, time, dimensions), (batch, dimensions) or (batch, 2, time, "
+                         f"dimensions), got shape {y_pred.shape}")
     if mask is None:
         weights = ops.ones_like(y_pred[..., :1])
     else:

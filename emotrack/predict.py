@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .data import delay_frames
-from .evaluate import undo_label_delay
+from .evaluate import predict_frames, undo_label_delay
 from .faces import FaceDetector
 from .preprocess import PreprocessOptions, face_crops
 from .train import load_run_config
@@ -31,7 +31,6 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     """
     from .models import load_model
     from .postprocess import PostProcessingChain
-    from .temporal import input_contract, pooled_predictions
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -43,8 +42,7 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
                             select=options.select)
     crops, present, _ = face_crops(frames, detector, options, video)
     model = load_model(run_dir / checkpoint)
-    k, factor = input_contract(config, fps)
-    pred = pooled_predictions(model, crops, k, config["evaluate"].get("chunk", 600), factor)
+    pred = predict_frames(model, {"frames": crops, "fps": fps}, config)
     pred = undo_label_delay(pred, delay_frames(config["data"].get("label_delay_s", 0.0), fps))
     chain_file = run_dir / "postprocessing.json"
     if postprocess and chain_file.is_file():

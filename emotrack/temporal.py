@@ -73,18 +73,21 @@ def tf_temporal_pool(x, k: int):
     return tf.reduce_mean(pooled, axis=1)
 
 
-def pooled_predictions(model, frames: np.ndarray, k: int, chunk: int, factor: int = 1) -> np.ndarray:
+def pooled_predictions(model, inputs, k: int, chunk: int, factor: int = 1) -> np.ndarray:
     """Per-frame predictions of a model trained on temporally pooled input.
 
-    ``frames`` (T, H, W, C) are pooled by ``k``, run through the model in chunks (see
-    :func:`emotrack.evaluate.predict_session`, ``factor`` being the network's own reduction of
-    time) and the predictions repeated back to T steps: (T, outputs).
+    ``inputs`` (T, ...) for one input, or a dict of them by input name, are pooled by ``k``, run
+    through the model in chunks (see :func:`emotrack.evaluate.predict_session`, ``factor`` being
+    the network's own reduction of time) and the predictions repeated back to T steps: (T, outputs).
     """
     from .evaluate import predict_session
 
-    pooled = temporal_pool(frames, k) if k > 1 else frames
-    pred = predict_session(model, pooled, max(1, chunk // k), factor)
-    return temporal_unpool(pred, k, len(frames))
+    single = not isinstance(inputs, dict)
+    arrays = {"x": inputs} if single else dict(inputs)
+    length = len(next(iter(arrays.values())))
+    pooled = {name: (temporal_pool(x, k) if k > 1 else x) for name, x in arrays.items()}
+    pred = predict_session(model, pooled["x"] if single else pooled, max(1, chunk // k), factor)
+    return temporal_unpool(pred, k, length)
 
 
 def input_contract(config: dict, fps: float) -> tuple[int, int]:
@@ -99,3 +102,33 @@ def input_contract(config: dict, fps: float) -> tuple[int, int]:
 
         factor = temporal_factor(model.get("options", {}).get("pooling", "original"))
     return k, factor
+
+
+def clip_starts(length: int, span: int, hop: int) -> np.ndarray:
+    """Start frames of the clips that cover a session of ``length`` frames: every ``hop`` frames,
+    plus one clip ending at the last frame so that no frame is left out (one clip at 0 when the
+    session is shorter than a clip)."""
+    if length <= span:
+        return np.zeros(1, np.int64)
+    starts = np.arange(0, length - span + 1, hop)
+    if starts[-1] + span < length:
+        starts = np.append(starts, length - span)
+    return starts.astype(np.int64)
+
+
+def stitch_clips(clip_values: np.ndarray, starts: np.ndarray, span: int, length: int) -> np.ndarray:
+    """Per-frame values from per-clip values: every frame gets the mean of the clips that cover it.
+
+    ``clip_values`` (n, D) for clips of ``span`` frames at ``starts``; returns (length, D). A
+    frame covered by one clip gets that clip's value exactly.
+    """
+    clip_values = np.asarray(clip_values, np.float64)
+    sums = np.zeros((length, clip_values.shape[1]))
+    counts = np.zeros(length)
+    for start, value in zip(starts, clip_values):
+        end = min(int(start) + span, length)
+        sums[start:end] += value
+        counts[start:end] += 1
+    if (counts == 0).any():
+        raise ValueError("some frames are covered by no clip")
+    return (sums / counts[:, None]).astype(np.float32)

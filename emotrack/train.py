@@ -23,6 +23,7 @@ import yaml
 from . import __version__
 from .config import resolve_config
 from .data import count_windows, manifest_hash, read_manifest, training_windows
+from .models import adapt_options, model_info
 from .temporal import input_contract
 
 CONFIG_FILE = "config.yaml"
@@ -69,16 +70,40 @@ def make_optimizer(name: str, learning_rate: float):
     return optimizers[name](learning_rate=learning_rate)
 
 
-def make_loss(name: str):
+def make_loss(name: str, terms: str | None = None):
+    """``ccc`` (1 - CCC), ``mse`` or ``astnet`` (Wang & Hsu 2017's composite loss; ``terms`` in
+    Table 1's notation, e.g. ``La+T+Lo+G+S``, the default, or ``La`` alone)."""
     import keras
 
-    from .losses import CCCLoss
+    from .losses import ASTNetLoss, CCCLoss
 
     if name == "ccc":
         return CCCLoss()
     if name == "mse":
         return keras.losses.MeanSquaredError()
-    raise ValueError(f"loss must be 'ccc' or 'mse', not {name!r}")
+    if name == "astnet":
+        return ASTNetLoss.ablation(terms or "La+T+Lo+G+S")
+    raise ValueError(f"loss must be 'ccc', 'mse' or 'astnet', not {name!r}")
+
+
+def data_facts(manifest: dict[str, Any], targets: list[str], window: int) -> dict[str, Any]:
+    """What a model's options may depend on (see :class:`emotrack.models.ModelInfo`)."""
+    frame = manifest["frame"]
+    audio = manifest.get("audio") or {}
+    return {"height": frame["height"], "width": frame["width"], "channels": frame["channels"],
+            "audio_samples": audio.get("samples_per_frame"), "targets": list(targets), "window": window}
+
+
+def clip_hop(data_cfg: dict[str, Any]) -> int:
+    """Session frames between clip starts: ``data.hop``, or from ``data.overlap`` (Teixeira et al.
+    2021: the share of a clip's frames that the next clip repeats) and ``data.frame_step``."""
+    step = int(data_cfg.get("frame_step", 1))
+    if data_cfg.get("overlap") is not None:
+        overlap = float(data_cfg["overlap"])
+        if not 0.0 <= overlap < 1.0:
+            raise ValueError(f"data.overlap must be in [0, 1), not {overlap}")
+        return max(1, round(data_cfg["window"] * (1.0 - overlap))) * step
+    return int(data_cfg["hop"])
 
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -212,13 +237,17 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
             raise RunExistsError(f"{out_dir} already holds a run; choose another --out, pass --overwrite, or "
                                  f"--resume to continue it")
         check_time_contract(config, manifest)
-        frame = manifest["frame"]
-        config["model"]["options"]["input_shape"] = [None, frame["height"], frame["width"], frame["channels"]]
-        config["model"]["options"]["outputs"] = 2
-        config["targets"] = ["arousal", "valence"]
+        info = model_info(config["model"]["name"])
+        if info.target == "class":
+            raise ValueError(f"{config['model']['name']} classifies discrete emotions in single images (the "
+                             f"2D pre-training stage); it is not trained on continuous ratings")
+        config.setdefault("targets", ["arousal", "valence"])
         missing = [d for d in config["targets"] if d not in manifest["dimensions"]]
         if missing:
             raise ValueError(f"{data_dir} has no {', '.join(missing)} ratings (it has {manifest['dimensions']})")
+        config["model"]["options"] = adapt_options(
+            config["model"]["name"], config["model"]["options"],
+            data_facts(manifest, config["targets"], config["data"]["window"]))
         config["data"]["dir"] = str(data_dir)
         config["data"]["dimensions"] = list(manifest["dimensions"])
         config["data"]["manifest_sha256"] = manifest_hash(data_dir)
@@ -244,8 +273,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         # Built before anything is written, so a wrong model option leaves no half-made run folder.
         model = build_model(model_cfg["name"], **model_cfg["options"])
         model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
-                      loss=make_loss(train_cfg["loss"]),
-                      weighted_metrics=[StreamingCCC(num_dimensions=2, name="ccc")])
+                      loss=make_loss(train_cfg["loss"], train_cfg.get("loss_terms")),
+                      weighted_metrics=[StreamingCCC(num_dimensions=len(config["targets"]), name="ccc")])
         if resume:  # killed before the first epoch ended: start again from the same seed
             shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
     if not resume:
@@ -260,11 +289,16 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         return x, tf.gather(y, target_idx, axis=-1), w
 
     epochs = int(train_cfg["epochs"])
-    common = dict(window=data_cfg["window"], hop=data_cfg["hop"], batch_size=data_cfg["batch_size"],
+    info = model_info(model_cfg["name"])
+    hop, step = clip_hop(data_cfg), int(data_cfg.get("frame_step", 1))
+    common = dict(window=data_cfg["window"], hop=hop, batch_size=data_cfg["batch_size"],
                   label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"],
-                  temporal_pooling_s=data_cfg.get("temporal_pooling_s"))
+                  temporal_pooling_s=data_cfg.get("temporal_pooling_s"), frame_step=step,
+                  target=info.target, label_fusion=data_cfg.get("label_fusion", "mean"), inputs=info.inputs)
+
     def batches(partition):
-        n = math.ceil(count_windows(data_dir, partition, data_cfg["window"], data_cfg["hop"]) / data_cfg["batch_size"])
+        n = math.ceil(count_windows(data_dir, partition, data_cfg["window"], hop, step, info.target)
+                      / data_cfg["batch_size"])
         if n == 0:
             raise ValueError(f"{data_dir}: no {partition} session is as long as one clip ({data_cfg['window']} frames)")
         return n

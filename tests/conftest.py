@@ -28,3 +28,15 @@ def tiny_tfr(tiny_corpus, tmp_path_factory):
     report = preprocess_corpus("generic", tiny_corpus, out, progress=False)
     assert report.ok, report.failed
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_rgb_tfr(tiny_corpus, tmp_path_factory):
+    """The tiny corpus as 32x32 RGB crops, for the models that take color faces."""
+    from emotrack.preprocess import PreprocessOptions, preprocess_corpus
+
+    out = tmp_path_factory.mktemp("tfr_rgb")
+    report = preprocess_corpus("generic", tiny_corpus, out, PreprocessOptions(size=(32, 32), gray=False),
+                               progress=False)
+    assert report.ok, report.failed
+    return out

@@ -8,23 +8,76 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the training pipeline must know about a registered model.
+
+    Attributes:
+        inputs: the model's inputs by name: ``video`` (face crops, (B, T, H, W, C)) and/or
+            ``audio`` (the samples of each frame, (B, T, S)).
+        target: ``frame`` (a prediction per input step), ``clip`` (one per clip), ``siamese``
+            (pairs of clips, (B, 2, T, D)) or ``class`` (discrete emotions of single images, not a
+            continuous model).
+        adapt: ``adapt(options, data) -> options`` fills the options that follow from the data
+            (input size, number of outputs); ``data`` has ``height``, ``width``, ``channels``,
+            ``audio_samples`` (per frame, or None) and ``targets`` (dimension names).
+    """
+
+    inputs: tuple[str, ...] = ("video",)
+    target: str = "frame"
+    adapt: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+
+
 _REGISTRY: dict[str, Callable[..., keras.Model]] = {}
+_INFO: dict[str, ModelInfo] = {}
 
 
-def register(name: str):
-    """Decorator: register a builder ``fn(**options) -> keras.Model`` under ``name``."""
+def register(name: str, *, inputs: tuple[str, ...] = ("video",), target: str = "frame",
+             adapt: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None):
+    """Decorator: register a builder ``fn(**options) -> keras.Model`` under ``name``, with what
+    the pipeline must know about it (see :class:`ModelInfo`)."""
 
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = fn
+        _INFO[name] = ModelInfo(tuple(inputs), target, adapt)
         return fn
 
     return wrap
+
+
+def model_info(name: str) -> ModelInfo:
+    _load_builtin()
+    if name not in _INFO:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    return _INFO[name]
+
+
+def adapt_options(name: str, options: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``options`` completed with what follows from the data (see :class:`ModelInfo`)."""
+    info = model_info(name)
+    options = dict(options)
+    return info.adapt(options, data) if info.adapt else options
+
+
+def video_options(options: dict[str, Any], data: dict[str, Any], rgb: bool = False,
+                  free_time: bool = True) -> dict[str, Any]:
+    """The common adapter: ``input_shape`` from the crops (with a free time axis for
+    sequence models) and ``outputs`` from the targets; ``rgb`` models refuse gray crops."""
+    if rgb and data["channels"] != 3:
+        raise ValueError(f"this model takes RGB faces but the data holds {data['channels']}-channel crops; "
+                         f"preprocess with RGB crops (`emotrack preprocess --color`)")
+    shape = [data["height"], data["width"], data["channels"]]
+    options["input_shape"] = ([None] if free_time else []) + shape
+    options["outputs"] = len(data["targets"])
+    return options
 
 
 def list_models() -> list[str]:

@@ -293,11 +293,22 @@ def build_astnet2017_siamese(clip_length: int = CLIP_LENGTH, name: str | None = 
     return siamese_from_stream(build_astnet2017(**options), clip_length, name or "astnet2017_siamese")
 
 
-@register("astnet2017")
+def _adapt(options: dict, data: dict) -> dict:
+    if data["channels"] != 3:
+        raise ValueError(f"AST-Net takes RGB faces but the data holds {data['channels']}-channel crops; "
+                         f"preprocess with `--color`")
+    return {**options, "input_shape": [data["height"], data["width"], 3], "dimensions": list(data["targets"])}
+
+
+def _adapt_siamese(options: dict, data: dict) -> dict:
+    return {**_adapt(options, data), "clip_length": data["window"]}
+
+
+@register("astnet2017", adapt=_adapt)
 def astnet2017(**options) -> keras.Model:
     return build_astnet2017(**options)
 
 
-@register("astnet2017-siamese")
+@register("astnet2017-siamese", target="siamese", adapt=_adapt_siamese)
 def astnet2017_siamese(**options) -> keras.Model:
     return build_astnet2017_siamese(**options)

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from . import register
+from . import register, video_options
 
 
 @keras.saving.register_keras_serializable(package="emotrack")
@@ -124,11 +124,11 @@ def build_huang2018(kind: str = "convlstm", pooling: str = "original",
     return keras.Model(frames, x, name=name or f"huang2018_{kind}_{pooling}")
 
 
-@register("huang2018-convlstm")
+@register("huang2018-convlstm", adapt=video_options)
 def huang2018_convlstm(**options) -> keras.Model:
     return build_huang2018(kind="convlstm", **options)
 
 
-@register("huang2018-3dconvnet")
+@register("huang2018-3dconvnet", adapt=video_options)
 def huang2018_3dconvnet(**options) -> keras.Model:
     return build_huang2018(kind="3dconvnet", **options)

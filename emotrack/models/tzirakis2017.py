@@ -110,7 +110,10 @@ class MergeTime(layers.Layer):
     """(batch, time, ...) -> (batch * time, ...), so a per-image network sees every frame."""
 
     def call(self, x):
-        return ops.reshape(x, (-1, *x.shape[2:]))
+        # Sizes unknown when the graph is traced (a free clip length) are read at run time.
+        shape = ops.shape(x)
+        tail = [size if size is not None else shape[i + 2] for i, size in enumerate(x.shape[2:])]
+        return ops.reshape(x, (-1, *tail))
 
     def compute_output_shape(self, input_shape):
         return (None, *input_shape[2:])
@@ -123,8 +126,9 @@ class SplitTime(layers.Layer):
 
     def call(self, inputs):
         x, reference = inputs
-        shape = ops.shape(reference)
-        return ops.reshape(x, (shape[0], shape[1], *x.shape[1:]))
+        shape, own = ops.shape(reference), ops.shape(x)
+        tail = [size if size is not None else own[i + 1] for i, size in enumerate(x.shape[1:])]
+        return ops.reshape(x, (shape[0], shape[1], *tail))
 
     def compute_output_shape(self, input_shapes):
         x_shape, reference_shape = input_shapes
@@ -307,16 +311,44 @@ def audiovisual_from_unimodal(audio_model: keras.Model, visual_model: keras.Mode
     return _audiovisual(audio, visual, lstm_units, lstm_layers, outputs, name)
 
 
-@register("tzirakis2017-audio")
+def _visual_data(options: dict, data: dict) -> dict:
+    if data["channels"] != 3 or data["height"] != data["width"]:
+        raise ValueError(f"the visual network takes square RGB faces (96x96 in the paper) but the data holds "
+                         f"{data['height']}x{data['width']}x{data['channels']} crops; preprocess with "
+                         f"`--size 96 --color`")
+    return {**options, "image_size": data["height"]}
+
+
+def _audio_data(options: dict, data: dict) -> dict:
+    if not data.get("audio_samples"):
+        raise ValueError("the speech network needs audio in the TFRecords; preprocess the corpus with audio")
+    return {**options, "frame_samples": data["audio_samples"]}
+
+
+def _adapt_audio(options: dict, data: dict) -> dict:
+    return {**_audio_data(options, data), "outputs": len(data["targets"])}
+
+
+def _adapt_visual(options: dict, data: dict) -> dict:
+    return {**_visual_data(options, data), "outputs": len(data["targets"])}
+
+
+def _adapt_audiovisual(options: dict, data: dict) -> dict:
+    return {**options, "outputs": len(data["targets"]),
+            "audio_options": _audio_data(dict(options.get("audio_options") or {}), data),
+            "visual_options": _visual_data(dict(options.get("visual_options") or {}), data)}
+
+
+@register("tzirakis2017-audio", inputs=("audio",), adapt=_adapt_audio)
 def tzirakis2017_audio(**options) -> keras.Model:
     return build_tzirakis2017_audio(**options)
 
 
-@register("tzirakis2017-visual")
+@register("tzirakis2017-visual", adapt=_adapt_visual)
 def tzirakis2017_visual(**options) -> keras.Model:
     return build_tzirakis2017_visual(**options)
 
 
-@register("tzirakis2017-audiovisual")
+@register("tzirakis2017-audiovisual", inputs=("audio", "video"), adapt=_adapt_audiovisual)
 def tzirakis2017_audiovisual(**options) -> keras.Model:
     return build_tzirakis2017_audiovisual(**options)
