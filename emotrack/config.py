@@ -128,6 +128,9 @@ def _experiment(description: str, source: str, reported: dict[str, float], model
 # Table VI (multimodal, devel in parentheses). Adam, learning rate 1e-4, batches of 25 sequences
 # (speech) or 2 (visual), CCC loss, the post-processing chain of Sec. V; 25 fps, 96x96 RGB faces
 # and 640 audio samples per frame.
+# Sec. V: resize to 110x110 and crop back to 96x96, random brightness and saturation (ranges not
+# given: +-10% of the range and 0.8-1.2 assumed).
+TZIRAKIS2017_AUGMENT = {"resize_crop": 110, "brightness": 0.1, "saturation": [0.8, 1.2]}
 TZIRAKIS2017_TABLE_II = {
     ("visual", 75): (0.293, 0.276), ("visual", 150): (0.363, 0.488), ("visual", 300): (0.193, 0.496),
     ("audio", 75): (0.727, 0.345), ("audio", 150): (0.744, 0.369), ("audio", 300): (0.685, 0.130),
@@ -137,12 +140,13 @@ for (_modality, _length), (_arousal, _valence) in TZIRAKIS2017_TABLE_II.items():
         f"Tzirakis 2017 {'speech' if _modality == 'audio' else 'visual'} network, sequences of {_length} frames",
         "Tzirakis et al. 2017, Table II (RECOLA devel, CCC)", {"arousal": _arousal, "valence": _valence},
         f"tzirakis2017-{_modality}", {},
-        {"window": _length, "hop": _length, "batch_size": 25 if _modality == "audio" else 2},
+        {"window": _length, "hop": _length, "batch_size": 25 if _modality == "audio" else 2,
+         **({} if _modality == "audio" else {"augment": TZIRAKIS2017_AUGMENT})},
         {"optimizer": "adam", "learning_rate": 1e-4})
 EXPERIMENTS["tzirakis2017-audiovisual-seq150"] = _experiment(
     "Tzirakis 2017 multimodal network (speech + visual extractors, 2 LSTMs), sequences of 150 frames",
     "Tzirakis et al. 2017, Table VI (RECOLA devel, CCC)", {"arousal": 0.731, "valence": 0.502},
-    "tzirakis2017-audiovisual", {}, {"window": 150, "hop": 150, "batch_size": 2},
+    "tzirakis2017-audiovisual", {}, {"window": 150, "hop": 150, "batch_size": 2, "augment": TZIRAKIS2017_AUGMENT},
     {"optimizer": "adam", "learning_rate": 1e-4})
 
 # Wang & Hsu 2017 (AST-Net), Table 1: loss ablations (AVEC 2012 valence devel, mean Pearson CC

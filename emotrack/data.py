@@ -93,7 +93,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
                      batch_size: int, label_delay_s: float = 0.0, shuffle: bool = True, seed: int = 0,
                      cache: bool = True, temporal_pooling_s: float | None = None,
                      epochs: tuple[int, int] | None = None, frame_step: int = 1, target: str = "frame",
-                     label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",)):
+                     label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",),
+                     augment: dict[str, Any] | None = None):
     """Fixed-length clips for training or validation.
 
     Args:
@@ -116,6 +117,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             dimension, the valid rating farthest from 0; Teixeira et al. 2021, Sec. 3.2).
         inputs: the model's inputs, ``video`` (face crops) and/or ``audio`` (the samples of each
             frame, when the TFRecords hold audio); with both, x is a dict keyed by input name.
+        augment: augmentation options (:mod:`emotrack.augment`), one random transform per clip
+            seeded by ``seed``, the epoch and the clip's place in the epoch; only with ``epochs``.
     Returns:
         ``tf.data.Dataset`` of (x, ratings, weights). For ``frame``: frames (B, L', H, W, C)
         float32, ratings (B, L', D), weights (B, L') with L' = L / k (L without pooling); for
@@ -124,7 +127,12 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
     """
     import tensorflow as tf
 
+    from .augment import augment_frames, check_options
     from .temporal import pooling_frames, tf_temporal_pool
+
+    augment = check_options(augment)
+    if augment and epochs is None:
+        raise ValueError("augmentation needs the per-epoch pipeline (epochs=(first, end)) for its seeds")
 
     manifest = read_manifest(data_dir)
     fps = {s["session"]: s["fps"] for s in manifest["sessions"]}
@@ -191,8 +199,23 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
     ds = ds.flat_map(to_windows)
     if epochs is not None:
         # One dataset per epoch with a Python seed (a tensor seed breaks tf.random's global-seed logic).
-        parts = [(ds.shuffle(SHUFFLE_BUFFER, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
-                  if shuffle else ds).batch(batch_size) for e in range(*epochs)]
+        def augmented(clips, epoch_seed):
+            if not augment:
+                return clips
+
+            def one(index, element):
+                x, y, w = element
+                key = tf.stack([tf.constant(epoch_seed, tf.int64), index])
+                if isinstance(x, dict):
+                    x = {**x, "video": augment_frames(x["video"], key, augment)}
+                else:
+                    x = augment_frames(x, key, augment)
+                return x, y, w
+
+            return clips.enumerate().map(one)
+
+        parts = [augmented(ds.shuffle(SHUFFLE_BUFFER, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
+                           if shuffle else ds, seed * 1_000_003 + e).batch(batch_size) for e in range(*epochs)]
         if not parts:
             return ds.batch(batch_size).take(0)
         out = parts[0]
