@@ -13,8 +13,10 @@ from .. import __version__
 from .compare import compare
 from .evaluate import evaluate
 from .experiments import experiments
+from .export import export
 from .models import models
 from .predict import predict
+from .pretrain import pretrain
 from .preprocess import preprocess
 from .specs import specs
 from .synth import synth
@@ -45,3 +47,5 @@ main.add_command(specs)
 main.add_command(models)
 main.add_command(experiments)
 main.add_command(compare)
+main.add_command(pretrain)
+main.add_command(export)

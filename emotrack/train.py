@@ -271,7 +271,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         initial_epoch = state["epochs_done"]
     else:
         # Built before anything is written, so a wrong model option leaves no half-made run folder.
-        model = build_model(model_cfg["name"], **model_cfg["options"])
+        model = build_stage_model(model_cfg)
         model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
                       loss=make_loss(train_cfg["loss"], train_cfg.get("loss_terms")),
                       weighted_metrics=[StreamingCCC(num_dimensions=len(config["targets"]), name="ccc")])
@@ -305,7 +305,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
 
     # Known lengths, so that Keras neither guesses nor warns at the end of the data.
     steps, devel_steps = batches("train"), batches("devel")
-    train_ds = training_windows(data_dir, "train", shuffle=True, epochs=(initial_epoch, epochs), **common).map(
+    train_ds = training_windows(data_dir, "train", shuffle=True, epochs=(initial_epoch, epochs),
+                                augment=data_cfg.get("augment"), **common).map(
         select).apply(tf.data.experimental.assert_cardinality(steps * max(epochs - initial_epoch, 0)))
     devel_ds = training_windows(data_dir, "devel", shuffle=False, **common).map(select).apply(
         tf.data.experimental.assert_cardinality(devel_steps))
@@ -326,6 +327,27 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
                   steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=verbose)
     _atomic_save_model(model, out_dir / "last.keras")
     return out_dir
+
+
+def build_stage_model(model_cfg: dict[str, Any]):
+    """The run's model: built from its options, or, with ``model.init_from`` (role -> run folder,
+    e.g. ``{audio: runs/a, visual: runs/v}``), from the best checkpoints of those earlier runs
+    (staged training: Tzirakis et al. 2017, Sec. III-D)."""
+    from .models import build_model, load_model
+
+    init_from = model_cfg.get("init_from")
+    if not init_from:
+        return build_model(model_cfg["name"], **model_cfg["options"])
+    info = model_info(model_cfg["name"])
+    if info.from_models is None:
+        raise ValueError(f"{model_cfg['name']} is not built from earlier runs; remove model.init_from")
+    models = {}
+    for role, run in init_from.items():
+        path = Path(run) / "best.keras"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist; model.init_from.{role} must be a finished run folder")
+        models[role] = load_model(path)
+    return info.from_models(models, model_cfg["options"])
 
 
 def train_repeats(experiment: str, data_dir: str | Path, out_dir: str | Path, repeats: int,

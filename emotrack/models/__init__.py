@@ -27,11 +27,15 @@ class ModelInfo:
         adapt: ``adapt(options, data) -> options`` fills the options that follow from the data
             (input size, number of outputs); ``data`` has ``height``, ``width``, ``channels``,
             ``audio_samples`` (per frame, or None) and ``targets`` (dimension names).
+        from_models: ``from_models(models, options) -> keras.Model`` builds the model from
+            trained models of an earlier stage (``models`` by role, e.g. ``audio``, ``visual``),
+            for staged training (``model.init_from`` in a config).
     """
 
     inputs: tuple[str, ...] = ("video",)
     target: str = "frame"
     adapt: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+    from_models: Callable[..., keras.Model] | None = None
 
 
 _REGISTRY: dict[str, Callable[..., keras.Model]] = {}
@@ -39,7 +43,8 @@ _INFO: dict[str, ModelInfo] = {}
 
 
 def register(name: str, *, inputs: tuple[str, ...] = ("video",), target: str = "frame",
-             adapt: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None):
+             adapt: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+             from_models: Callable[..., keras.Model] | None = None):
     """Decorator: register a builder ``fn(**options) -> keras.Model`` under ``name``, with what
     the pipeline must know about it (see :class:`ModelInfo`)."""
 
@@ -47,7 +52,7 @@ def register(name: str, *, inputs: tuple[str, ...] = ("video",), target: str = "
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = fn
-        _INFO[name] = ModelInfo(tuple(inputs), target, adapt)
+        _INFO[name] = ModelInfo(tuple(inputs), target, adapt, from_models)
         return fn
 
     return wrap

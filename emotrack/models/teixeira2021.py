@@ -59,8 +59,9 @@ What the paper leaves open, and what is assumed here:
   (``frame_pooling="flatten"``, 3,072 features at 100x80); ``"avg"`` / ``"max"`` pool it to 512.
 - "Random and uniform distribution initialization" of the LSTM (Sec. 3.3.1): both the input and the
   recurrent kernels use ``lstm_initializer`` (Glorot uniform by default); the paper names no range.
-- Input scaling (Sec. 3.2: pixel values scaled to 0..1) is the data pipeline's job; the networks take
-  their input as given. ImageNet weights from ``keras.applications`` expect that family's own
+- Input scaling (Sec. 3.2: pixel values scaled to 0..1): the networks take pixels in 0..255, as
+  every emotrack model does, and rescale them by ``input_scale`` (1/255) in a first layer named
+  ``input_scale``; ``input_scale=1`` takes the input as given. ImageNet weights from ``keras.applications`` expect that family's own
   preprocessing (caffe-style, 0..255 BGR minus means) and are offered for convenience only: the
   paper's pre-training sets are VGG-Face, ImageNet and RAF-DB.
 - Pretrained weights: ``weights`` is None (random initialisation), ``"imagenet"`` (VGG-16 and
@@ -211,6 +212,10 @@ def freeze_backbone(backbone: keras.Model, fine_tune_from: str = "all") -> keras
     return backbone
 
 
+def _scaled(x, input_scale: float):
+    return x if input_scale == 1 else layers.Rescaling(input_scale, name="input_scale")(x)
+
+
 def _pool(x, pooling: str, name: str):
     if pooling == "flatten":
         return layers.Flatten(name=name)(x)
@@ -224,7 +229,7 @@ def _pool(x, pooling: str, name: str):
 def build_teixeira2021_2d(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weights=None,
                           fine_tune_from: str = "all", pooling: str = "flatten",
                           dense_units=HEAD_UNITS, classes: int = len(EMOTIONS),
-                          name: str | None = None) -> keras.Model:
+                          input_scale: float = 1 / 255, name: str | None = None) -> keras.Model:
     """The discrete-emotion network of Sec. 3.1: (batch, H, W, 3) -> (batch, classes) softmax.
 
     The backbone (:func:`build_backbone`, nested as a layer named after it) is frozen before
@@ -233,7 +238,7 @@ def build_teixeira2021_2d(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weig
     """
     features = freeze_backbone(build_backbone(backbone, input_shape, weights), fine_tune_from)
     images = keras.Input(shape=tuple(input_shape), name="image")
-    x = _pool(features(images), pooling, "pool")
+    x = _pool(features(_scaled(images, input_scale)), pooling, "pool")
     for i, units in enumerate(dense_units, start=1):
         x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
     x = layers.Dense(classes, activation="softmax", name="predictions")(x)
@@ -246,7 +251,7 @@ def build_teixeira2021_vgg16_lstm(input_shape=INPUT_SHAPE, weights=None, backbon
                                   recurrent_dropout: float = 0.2,
                                   lstm_initializer: str = "glorot_uniform",
                                   dense_units=HEAD_UNITS, outputs: int = 2,
-                                  name: str | None = None) -> keras.Model:
+                                  input_scale: float = 1 / 255, name: str | None = None) -> keras.Model:
     """The VGG-16-LSTM of Fig. 6: (batch, T, H, W, 3) clips -> (batch, outputs) = (arousal, valence)
     per clip.
 
@@ -260,7 +265,7 @@ def build_teixeira2021_vgg16_lstm(input_shape=INPUT_SHAPE, weights=None, backbon
         raise ValueError(f"the VGG-16-LSTM takes a VGG backbone, not {backbone!r}")
     features = freeze_backbone(build_backbone(backbone, input_shape, weights), fine_tune_from)
     clips = keras.Input(shape=(None, *tuple(input_shape)), name="video")
-    x = features(MergeTime(name="merge_time")(clips))
+    x = features(MergeTime(name="merge_time")(_scaled(clips, input_scale)))
     x = _pool(x, frame_pooling, "frame_pool")
     x = SplitTime(name="split_time")([x, clips])
     x = layers.LSTM(lstm_units, dropout=dropout, recurrent_dropout=recurrent_dropout,
@@ -293,7 +298,7 @@ def build_teixeira2021_i3d(backbone: str = "vgg16", input_shape=INPUT_SHAPE, wei
                            dilation=DILATIONS[0], multiplier: float = 1.0,
                            temporal_padding: str = "zero", pooling: str = "flatten",
                            dense_units=HEAD_UNITS, outputs: int = 2, seed: int | None = None,
-                           name: str | None = None) -> keras.Model:
+                           input_scale: float = 1 / 255, name: str | None = None) -> keras.Model:
     """The i3D-CNN of Sec. 3.3.2 and Fig. 8: (batch, T, H, W, 3) clips -> (batch, outputs) =
     (arousal, valence) per clip.
 
@@ -328,7 +333,7 @@ def build_teixeira2021_i3d(backbone: str = "vgg16", input_shape=INPUT_SHAPE, wei
                              temporal_padding=temporal_padding, masking=masking,
                              time_steps=time_steps, rng=seed, name=f"{backbone}_i3d")
     clips = keras.Input(shape=(time_steps, *tuple(input_shape)), name="video")
-    x = features(clips)  # (batch, T, h, w, C)
+    x = features(_scaled(clips, input_scale))  # (batch, T, h, w, C)
     if pooling == "flatten":
         x = layers.Reshape((-1, math.prod(x.shape[2:])), name="frame_flatten")(x)
         x = layers.GlobalAveragePooling1D(name="time_pool")(x)

@@ -349,6 +349,16 @@ def tzirakis2017_visual(**options) -> keras.Model:
     return build_tzirakis2017_visual(**options)
 
 
-@register("tzirakis2017-audiovisual", inputs=("audio", "video"), adapt=_adapt_audiovisual)
+def _from_unimodal(models: dict, options: dict) -> keras.Model:
+    missing = {"audio", "visual"} - set(models)
+    if missing:
+        raise ValueError(f"the multimodal network is built from trained 'audio' and 'visual' runs; "
+                         f"model.init_from lacks {sorted(missing)}")
+    keep = {k: options[k] for k in ("lstm_units", "lstm_layers", "outputs") if k in options}
+    return audiovisual_from_unimodal(models["audio"], models["visual"], **keep)
+
+
+@register("tzirakis2017-audiovisual", inputs=("audio", "video"), adapt=_adapt_audiovisual,
+          from_models=_from_unimodal)
 def tzirakis2017_audiovisual(**options) -> keras.Model:
     return build_tzirakis2017_audiovisual(**options)
