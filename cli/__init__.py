@@ -14,6 +14,7 @@ from .compare import compare
 from .evaluate import evaluate
 from .experiments import experiments
 from .export import export
+from .inspect import inspect
 from .models import models
 from .predict import predict
 from .pretrain import pretrain
@@ -40,6 +41,7 @@ def main() -> None:
 
 main.add_command(synth)
 main.add_command(preprocess)
+main.add_command(inspect)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(predict)

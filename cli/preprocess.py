@@ -7,10 +7,23 @@ import sys
 import click
 
 
+def _shard(ctx, param, value):
+    if value is None:
+        return None
+    from ..preprocess import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
 @click.command()
-@click.option("--spec", required=True,
-              help="Built-in corpus spec name (see `emotrack specs`) or the path of a spec YAML.")
-@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The corpus folder.")
+@click.option("--spec", default=None,
+              help="Built-in corpus spec name (see `emotrack specs`) or the path of a spec YAML (required, "
+                   "except with --merge-shards).")
+@click.option("--root", default=None, type=click.Path(exists=True, file_okay=False),
+              help="The corpus folder (required, except with --merge-shards).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for TFRecords + manifest.json.")
 @click.option("--size", default=112, show_default=True, type=click.IntRange(16), help="Face crop side in pixels.")
 @click.option("--color/--gray", default=False, show_default=True, help="RGB or gray face crops.")
@@ -25,29 +38,54 @@ import click
                    "'video/{split}/{split}{number}.avi').")
 @click.option("--video-fps", default=None, type=click.FloatRange(0.0, min_open=True),
               help="Frame rate replacing the spec's or the video's (e.g. for afew-va's folders of frames).")
+@click.option("--audio/--no-audio", default=None,
+              help="Store each frame's audio (16 kHz mono, normalised per session). Default: where the corpus "
+                   "has audio (the spec's audio files, else the videos' sound tracks).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+              help="Sessions preprocessed in parallel, one process (and face detector) each.")
+@click.option("--shard", default=None, callback=_shard, metavar="I/N",
+              help="Take sessions I, I+N, I+2N, ... of the corpus (e.g. 0/4 on the first of four machines); "
+                   "writes manifest.shard-I-of-N.json, merged into manifest.json when all N parts are in --out.")
+@click.option("--merge-shards", is_flag=True,
+              help="Only merge the shard parts in --out into manifest.json (after copying them together).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Keep sessions already written with the same options whose checksums verify.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def preprocess(spec, root, out_dir, size, color, margin, min_confidence, batch_size, rater, video_path, video_fps,
-               quiet):
-    """Detect faces (MTCNN), crop them, align the ratings and write TFRecords.
+               audio, workers, shard, merge_shards, resume, quiet):
+    """Detect faces (MTCNN), crop them, align the ratings and audio, and write TFRecords.
 
     Writes OUT/sessions/<session>.tfrecord and OUT/manifest.json. A session that fails, or whose
-    video or rating file is missing, is reported by name and skipped; the command then exits with
-    status 1. Sessions of a partition without public ratings (a challenge's test set) are listed
-    and skipped.
+    video, audio or rating file is missing, is reported by name and skipped; the command then exits
+    with status 1. Sessions of a partition without public ratings (a challenge's test set) are listed
+    and skipped. A rerun keeps the sessions already written whose checksums verify, and redoes the
+    others, so an interrupted run is resumed by running it again.
     """
-    from ..preprocess import PreprocessOptions, preprocess_corpus
+    from ..preprocess import PreprocessOptions, merge_shards as merge, preprocess_corpus
     from ..specs import SpecError
 
-    options = PreprocessOptions(size=(size, size), gray=not color, margin=margin,
-                                min_confidence=min_confidence, batch_size=batch_size, rater=rater,
-                                video_path=video_path, video_fps=video_fps)
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
     try:
-        report = preprocess_corpus(spec, root, out_dir, options, progress=not quiet,
-                                   log=lambda m: click.echo(m, err=True))
+        if merge_shards:
+            report = merge(out_dir)
+        else:
+            if not spec or not root:
+                raise click.UsageError("--spec and --root are needed (all but --out are ignored with --merge-shards)")
+            options = PreprocessOptions(size=(size, size), gray=not color, margin=margin,
+                                        min_confidence=min_confidence, batch_size=batch_size, rater=rater,
+                                        video_path=video_path, video_fps=video_fps, audio=audio)
+            report = preprocess_corpus(spec, root, out_dir, options, progress=not quiet, log=log,
+                                       workers=workers, shard=shard, resume=resume)
     except (SpecError, FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     unlabelled = f", {len(report.unlabelled)} without ratings (not written)" if report.unlabelled else ""
-    click.echo(f"{len(report.done)} sessions written to {out_dir}, {len(report.failed)} failed{unlabelled}")
+    kept = f" ({len(report.skipped)} kept from an earlier run)" if report.skipped else ""
+    if merge_shards:
+        merged = " (merged from the shard parts)"
+    else:
+        merged = f"; all shard parts present, merged into {report.out_dir / 'manifest.json'}" if report.merged else ""
+    click.echo(f"{len(report.done)} sessions in {report.manifest}{kept}, {len(report.failed)} failed"
+               f"{unlabelled}{merged}")
     if report.failed:
         for f in report.failed:
             click.echo(f"FAILED {f['session']}: {f['error']}", err=True)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from emotrack.cli import main
 
-COMMANDS = ["synth", "preprocess", "train", "evaluate", "predict", "specs", "models", "experiments"]
+COMMANDS = ["synth", "preprocess", "train", "evaluate", "predict", "specs", "models", "experiments", "inspect", "export", "pretrain", "compare"]
 
 
 def test_top_level_help_lists_every_command():

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from emotrack.cli import main
 from emotrack.data import read_manifest, session_arrays
 from emotrack.faces import crop_face
-from emotrack.preprocess import align_ratings, align_valid
-from emotrack.specs import discover, load_spec
+from emotrack.preprocess import (PreprocessOptions, align_ratings, align_valid, audio_source, merge_shards,
+                                 preprocess_corpus, shard_manifest_name)
+from emotrack.specs import Session, discover, load_spec
 from emotrack.video import read_video
 
 
@@ -84,14 +85,18 @@ def test_unreadable_video_is_reported_skipped_and_exit_nonzero(tiny_corpus, tmp_
     (corpus / "videos" / f"{victim}.mp4").write_bytes(b"this is not a video")
     out = tmp_path / "tfr"
     result = CliRunner().invoke(main, ["preprocess", "--spec", "generic", "--root", str(corpus),
-                                       "--out", str(out), "--quiet"])
+                                       "--out", str(out), "--quiet", "--no-audio"])
     assert result.exit_code == 1
     assert victim in result.output and f"{victim}.mp4" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert [f["session"] for f in manifest["failed"]] == [victim]
     assert len(manifest["sessions"]) == 2 and victim not in [s["session"] for s in manifest["sessions"]]
-    assert not list(out.rglob("*.tmp"))
+    assert not list(out.rglob("*.tmp")) and not list(out.glob("*.partial.jsonl"))
     assert not (out / "sessions" / f"{victim}.tfrecord").exists()
+    # --no-audio: no audio in the records, and the manifest says so.
+    assert [s["audio"] for s in manifest["sessions"]] == [False, False]
+    assert manifest["audio"]["sample_rate"] is None and manifest["audio"]["sessions_with_audio"] == 0
+    assert all(s["audio"].shape == (len(s["frames"]), 0) for s in session_arrays(out))
 
 
 def test_nan_ratings_and_length_mismatch_are_named(tiny_corpus, tmp_path):
@@ -118,3 +123,118 @@ def test_wrong_spec_or_root_fails_cleanly(tmp_path):
     result = CliRunner().invoke(main, ["preprocess", "--spec", "generic", "--root", str(tmp_path),
                                        "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "partitions.csv does not exist" in result.output
+
+
+def _without_seconds(manifest):
+    return {k: v for k, v in manifest.items() if k != "seconds"}
+
+
+def test_workers_and_shards_reproduce_one_serial_run(tiny_corpus, tiny_tfr, tmp_path):
+    """Shard 0/2 in two worker processes, then shard 1/2 in this one: the records are the serial run's,
+    byte for byte, and the parts merge into its manifest."""
+    serial = read_manifest(tiny_tfr)
+    order = [e["session"] for e in serial["sessions"]]
+    out = tmp_path / "tfr"
+    runner = CliRunner()
+    result = runner.invoke(main, ["preprocess", "--spec", "generic", "--root", str(tiny_corpus), "--out", str(out),
+                                  "--quiet", "--shard", "0/2", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "manifest.json").exists()
+    result = runner.invoke(main, ["preprocess", "--spec", "generic", "--root", str(tiny_corpus), "--out", str(out),
+                                  "--quiet", "--shard", "1/2"])
+    assert result.exit_code == 0, result.output
+    parts = [json.loads((out / shard_manifest_name(i, 2)).read_text()) for i in range(2)]
+    assert [[e["session"] for e in p["sessions"]] for p in parts] == [order[0::2], order[1::2]]
+    for name in order:
+        assert (out / "sessions" / f"{name}.tfrecord").read_bytes() == \
+            (tiny_tfr / "sessions" / f"{name}.tfrecord").read_bytes()
+    merged = read_manifest(out)  # merged when the second part was written
+    assert _without_seconds(merged) == _without_seconds(serial)
+    (out / "manifest.json").unlink()
+    result = runner.invoke(main, ["preprocess", "--merge-shards", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert _without_seconds(read_manifest(out)) == _without_seconds(serial)
+    assert not list(out.rglob("*.tmp")) and not list(out.glob("*.partial.jsonl"))
+
+
+def test_merge_names_missing_and_foreign_parts(tiny_tfr, tmp_path):
+    serial = read_manifest(tiny_tfr)
+    part = {**serial, "shard": {"index": 0, "count": 2, "order": [e["session"] for e in serial["sessions"]]}}
+    (tmp_path / shard_manifest_name(0, 2)).write_text(json.dumps(part))
+    with pytest.raises(FileNotFoundError, match="manifest.shard-1-of-2.json"):
+        merge_shards(tmp_path)
+    other = {**part, "options": {**part["options"], "size": [64, 64]}, "shard": {**part["shard"], "index": 1}}
+    (tmp_path / shard_manifest_name(1, 2)).write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="their options differ"):
+        merge_shards(tmp_path)
+
+
+def test_rerun_keeps_verified_sessions_and_redoes_a_truncated_record(tiny_corpus, tiny_tfr, tmp_path):
+    out = tmp_path / "tfr"
+    shutil.copytree(tiny_tfr, out)  # keeps the files' modification times
+    names = [e["session"] for e in read_manifest(tiny_tfr)["sessions"]]
+    victim = out / "sessions" / f"{names[1]}.tfrecord"
+    victim.write_bytes(victim.read_bytes()[:1000])  # as left by a crash of something else than preprocess
+    mtimes = {n: (out / "sessions" / f"{n}.tfrecord").stat().st_mtime_ns for n in names}
+    result = CliRunner().invoke(main, ["preprocess", "--spec", "generic", "--root", str(tiny_corpus),
+                                       "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "(2 kept from an earlier run)" in result.output
+    assert f"session {names[1]} is redone: its record {victim} does not match the checksum" in result.output
+    for n in (names[0], names[2]):
+        assert (out / "sessions" / f"{n}.tfrecord").stat().st_mtime_ns == mtimes[n]
+    assert victim.read_bytes() == (tiny_tfr / "sessions" / victim.name).read_bytes()
+    assert _without_seconds(read_manifest(out)) == _without_seconds(read_manifest(tiny_tfr))
+    # Other options: nothing is kept.
+    report = preprocess_corpus("generic", tiny_corpus, out, PreprocessOptions(size=(16, 16)), progress=False,
+                               log=lambda m: None, shard=(0, 3))
+    assert report.skipped == [] and [e["session"] for e in report.done] == names[:1]
+
+
+def test_an_interrupted_run_resumes_from_its_journal(tiny_corpus, tiny_tfr, tmp_path, monkeypatch):
+    """Sessions finished before an interruption are in the journal; the rerun keeps them."""
+    import emotrack.preprocess as pp
+
+    entries = {e["session"]: e for e in read_manifest(tiny_tfr)["sessions"]}
+    names = list(entries)
+    calls, interrupt = [], {names[1]}
+
+    def fake_session(spec, root, info, out_dir, options, detector):
+        calls.append(info.session)
+        if info.session in interrupt:
+            raise KeyboardInterrupt
+        shutil.copy(tiny_tfr / entries[info.session]["file"], out_dir / "sessions")
+        return entries[info.session]
+
+    monkeypatch.setattr(pp, "process_session", fake_session)
+    monkeypatch.setattr(pp, "_make_detector", lambda options: object())
+    out = tmp_path / "tfr"
+    with pytest.raises(KeyboardInterrupt):
+        preprocess_corpus("generic", tiny_corpus, out, progress=False, log=lambda m: None)
+    assert calls == names[:2] and not (out / "manifest.json").exists()
+    assert [json.loads(line).get("session") for line in (out / "manifest.partial.jsonl").read_text().splitlines()] \
+        == [None, names[0]]
+    with open(out / "manifest.partial.jsonl", "a") as fh:
+        fh.write('{"session": "torn')  # a line cut short by the interruption
+    calls.clear()
+    interrupt.clear()
+    report = preprocess_corpus("generic", tiny_corpus, out, progress=False, log=lambda m: None)
+    assert calls == names[1:] and report.skipped == names[:1]
+    assert _without_seconds(read_manifest(out)) == _without_seconds(read_manifest(tiny_tfr))
+    assert not (out / "manifest.partial.jsonl").exists()
+
+
+def test_audio_comes_from_the_spec_file_or_the_video_track(tiny_corpus, tmp_path):
+    recola = load_spec("recola-avec2016")
+    info = Session("dev_3", "dev_3", "devel", fields={"split": "dev", "number": "3"})
+    assert audio_source(recola, tmp_path, info, PreprocessOptions()) == \
+        (tmp_path / "recordings_audio" / "dev_3.wav", False)
+    assert audio_source(recola, tmp_path, info, PreprocessOptions(audio=False)) == (None, False)
+    generic = load_spec("generic")
+    video = tiny_corpus / "videos" / "S01.mp4"
+    with_track = Session("S01", "subj01", "train", video=video, fields={"session": "S01"})
+    assert audio_source(generic, tiny_corpus, with_track, PreprocessOptions()) == (video, True)
+    (tmp_path / "x.mp4").write_bytes(b"no sound here")
+    silent = Session("x", "x", "train", video=tmp_path / "x.mp4", fields={"session": "x"})
+    assert audio_source(generic, tmp_path, silent, PreprocessOptions()) == (None, False)
+    assert audio_source(generic, tmp_path, silent, PreprocessOptions(audio=True)) == (tmp_path / "x.mp4", True)
