@@ -57,8 +57,10 @@ def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = Non
     dims, channels = len(manifest["dimensions"]), frame["channels"]
     files = session_files(data_dir, partitions)
 
+    audio_samples = (manifest.get("audio") or {}).get("samples_per_frame")
+
     def parse(serialized):
-        s = parse_session(serialized, dims, channels)
+        s = parse_session(serialized, dims, channels, audio_samples=audio_samples)
         # Static crop sizes, so that models that reshape (batch, time) into one axis see them.
         s["frames"] = tf.ensure_shape(s["frames"], [None, frame["height"], frame["width"], channels])
         return s
@@ -165,8 +167,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if label_fusion not in LABEL_FUSIONS:
         raise ValueError(f"label_fusion must be one of {', '.join(LABEL_FUSIONS)}, not {label_fusion!r}")
-    if "audio" in inputs and not manifest.get("audio", {}).get("sample_rate"):
-        raise ValueError(f"{data_dir} holds no audio; preprocess the corpus with audio for this model")
+    if "audio" in inputs:
+        check_audio(manifest, data_dir)
     span = clip_span(window, frame_step)
     extra = 1 if target == "siamese" else 0  # the second clip of a pair starts one frame later
 
@@ -225,6 +227,22 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
     if shuffle:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def check_audio(manifest: dict[str, Any], data_dir: str | Path) -> int:
+    """Samples of audio per frame for a model that takes audio, or a clear error saying why the
+    preprocessed corpus cannot give them."""
+    audio = manifest.get("audio") or {}
+    if not audio.get("sample_rate"):
+        missing = audio.get("sessions_without_audio") or [s["session"] for s in manifest["sessions"]]
+        raise ValueError(f"{data_dir}: sessions without audio ({', '.join(missing[:5])}"
+                         f"{', ...' if len(missing) > 5 else ''}); preprocess the corpus with --audio and audio "
+                         f"files for every session")
+    if not audio.get("samples_per_frame"):
+        rates = sorted({s["fps"] for s in manifest["sessions"]})
+        raise ValueError(f"{data_dir}: sessions have different frame rates {rates}, so their frames hold different "
+                         f"numbers of audio samples; an audio model needs one frame rate (resample the videos to one rate)")
+    return int(audio["samples_per_frame"])
 
 
 def clip_span(window: int, frame_step: int = 1) -> int:

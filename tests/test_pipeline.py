@@ -118,3 +118,54 @@ def test_discrete_emotion_network_is_not_trained_on_ratings(tiny_rgb_tfr, tmp_pa
     result = CliRunner().invoke(main, ["train", "teixeira2021-i3d-vgg11-c1", "--data", str(tiny_rgb_tfr.parent),
                                        "--out", str(tmp_path / "r")])
     assert result.exit_code != 0
+
+
+def _train(experiment, tfr, run, overrides):
+    args = ["train", experiment, "--data", str(tfr), "--out", str(run), "--set", "train.epochs=1"]
+    for override in overrides:
+        args += ["--set", override]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return run
+
+
+SPEECH = ["data.window=10", "data.hop=10", "data.batch_size=4", "model.options.lstm_units=4",
+          "model.options.conv2_kernel=40"]
+
+
+def test_speech_network_on_stored_audio(tiny_tfr, tmp_path):
+    run = _train("tzirakis2017-audio-seq75", tiny_tfr, tmp_path / "a", SPEECH)
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--postprocessing", "none"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(run / "predictions.csv")
+    for s in session_arrays(tiny_tfr, "test"):
+        rows = table[table.session == s["session"]]
+        assert len(rows) == len(s["frames"]) and np.isfinite(rows["pred_arousal"]).all()
+
+
+@pytest.mark.slow
+def test_speech_visual_and_staged_multimodal_networks(tiny_rgb_tfr, tmp_path):
+    """Tzirakis 2017: the speech network on the stored audio frames (10 fps: 1600 samples per
+    frame), the visual one on RGB crops, then the multimodal network built from both runs."""
+    small = ["data.window=10", "data.hop=10", "data.batch_size=4", "model.options.lstm_units=4"]
+    audio = _train("tzirakis2017-audio-seq75", tiny_rgb_tfr, tmp_path / "a", small + ["model.options.conv2_kernel=40"])
+    visual = _train("tzirakis2017-visual-seq75", tiny_rgb_tfr, tmp_path / "v",
+                    small + ["model.options.visual_features=8", "data.augment={}"])
+    import yaml
+
+    assert yaml.safe_load((audio / "config.yaml").read_text())["model"]["options"]["frame_samples"] == 1600
+    av = _train("tzirakis2017-audiovisual-seq150", tiny_rgb_tfr, tmp_path / "av",
+                small + [f"model.init_from={{audio: {audio}, visual: {visual}}}", "data.augment={}"])
+    from emotrack.models import load_model
+
+    staged = load_model(av / "best.keras")
+    assert {i.name for i in staged.inputs} == {"audio", "video"}
+    # The multimodal network started from the unimodal extractors: its speech CNN's first layer kept
+    # the trained audio run's kernel until its own training moved it (one epoch, small steps).
+    trained = load_model(audio / "best.keras").get_layer("audio_features").get_layer("conv1").kernel
+    copied = staged.get_layer("audio_features").get_layer("conv1").kernel
+    assert np.abs(np.asarray(copied) - np.asarray(trained)).max() < 0.05
+    result = CliRunner().invoke(main, ["evaluate", str(av), "--postprocessing", "none"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(av / "predictions.csv")
+    assert len(table) == sum(len(s["frames"]) for p in ("devel", "test") for s in session_arrays(tiny_rgb_tfr, p))

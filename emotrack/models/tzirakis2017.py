@@ -321,7 +321,8 @@ def _visual_data(options: dict, data: dict) -> dict:
 
 def _audio_data(options: dict, data: dict) -> dict:
     if not data.get("audio_samples"):
-        raise ValueError("the speech network needs audio in the TFRecords; preprocess the corpus with audio")
+        raise ValueError("the speech network needs audio in the TFRecords, the same number of samples in every "
+                         "frame (one frame rate); preprocess the corpus with --audio (see `emotrack inspect`)")
     return {**options, "frame_samples": data["audio_samples"]}
 
 
