@@ -9,9 +9,15 @@ Runs, on one video:
 (c) the whole per-frame pipeline: decode (PyAV, read ahead in a thread) -> `FaceTracker` -> `crop_faces`
     at the four model families' sizes -> JPEG -> one TFRecord, with cropping and encoding in a second
     thread;
+(d) what ``emotrack preprocess`` does: `emotrack.preprocess.process_session` on the video as a one-session
+    corpus (generic layout, constant ratings), from the rating file to the session's record and checksum,
+    with `PreprocessOptions` at their defaults (one 112x112 gray crop set, JPEG) and in PNG, then with the
+    four model families' crop sets (``--crops``) in JPEG and in PNG; each the best of ``--repeat`` runs;
 
-and prints frames per second and, for (b) and (c), the fraction of frames that agree with (a): both
-without a face, or both with one and the boxes' IoU >= 0.7.
+and prints frames per second and, for (b) to (d), the fraction of frames that agree with (a): both
+without a face, or both with one and the boxes' IoU >= 0.7. The boxes of (d) are read back from the
+record. The machine's load (1-minute average) is printed before and after, as figures on a shared
+machine depend on it.
 
 Without ``--video`` it makes one (cached): 640x360, 30 fps, H.264, two synthetic subjects
 (`emotrack.synth`, built from a real portrait) panning across the frame, a cut between them, and half
@@ -212,6 +218,51 @@ def end_to_end(video: Path, out: Path, tracker, specs, quality: int = 95) -> tup
     return faces, fps
 
 
+def bench_corpus(video: Path, folder: Path) -> Path:
+    """A one-session corpus in emotrack's generic layout around ``video`` (linked, not copied), with ratings
+    at 10 Hz that cover it, for `emotrack.preprocess.process_session`."""
+    from emotrack.video import read_video
+
+    _, times, fps = read_video(video)
+    end = times[-1] + 1.0 / fps
+    (folder / "videos").mkdir(parents=True, exist_ok=True)
+    (folder / "ratings").mkdir(exist_ok=True)
+    link = folder / "videos" / "bench.mp4"
+    if not link.exists():
+        link.symlink_to(video.resolve())
+    (folder / "partitions.csv").write_text("session,subject,partition\nbench,bench,train\n")
+    steps = int(np.ceil(end * 10 - 1e-9))
+    rows = "".join(f"{k / 10:.1f},0,0,0\n" for k in range(steps))
+    (folder / "ratings" / "bench.csv").write_text("time,arousal,valence,liking\n" + rows)
+    return folder
+
+
+def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, float]:
+    """(d): `process_session` on the corpus' one session. Returns its boxes (read back from the record; NaN
+    without a face), frames/s and bytes per frame of the record."""
+    import tensorflow as tf
+
+    from emotrack.preprocess import process_session
+    from emotrack.specs import discover, load_spec
+
+    spec = load_spec("generic")
+    info = discover(spec, root).sessions[0]
+    (out / "sessions").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    entry = process_session(spec, root, info, out, options)
+    fps = entry["num_frames"] / (time.perf_counter() - start)
+    record = next(iter(tf.data.TFRecordDataset(str(out / entry["file"])))).numpy()
+    lists = tf.train.SequenceExample.FromString(record).feature_lists.feature_list
+    boxes = np.array([f.float_list.value for f in lists["box"].feature], np.float64)
+    present = np.array([f.int64_list.value[0] for f in lists["face_present"].feature])
+    boxes[present == 0] = np.nan
+    return boxes, fps, len(record) / entry["num_frames"]
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, help="a video to use instead of the synthetic one")
@@ -219,12 +270,17 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "emotrack" / "bench_preprocess", help="where the video and reference boxes are kept")
     parser.add_argument("--every", type=int, default=5, help="FaceTracker: a key frame every N frames")
-    parser.add_argument("--min-face", type=float, default=0.2,
-                        help="smallest face, as a fraction of the frame's shorter side")
+    parser.add_argument("--min-face", type=float, default=None,
+                        help="smallest face, as a fraction of the frame's shorter side (default: preprocessing's)")
+    parser.add_argument("--repeat", type=int, default=2, help="(d): runs of each configuration, the best reported")
     args = parser.parse_args()
 
     from emotrack.faces import CROP_SPECS, FaceDetector, FaceTracker
+    from emotrack.preprocess import PreprocessOptions
     from emotrack.video import read_video
+
+    if args.min_face is None:
+        args.min_face = PreprocessOptions().min_face
 
     video = args.video
     if video is None:
@@ -238,7 +294,7 @@ def main() -> None:
     decode_fps = len(frames) / (time.perf_counter() - start)
     frames = list(frames)
     h, w = frames[0].shape[:2]
-    print(f"video       {video}: {len(frames)} frames, {w}x{h}, {fps:g} fps; {os.cpu_count()} CPU cores")
+    print(f"video       {video}: {len(frames)} frames, {w}x{h}, {fps:g} fps; {os.cpu_count()} CPU cores, {load()}")
     print(f"decode      {decode_fps:8.1f} frames/s  (PyAV, to RGB arrays)")
 
     reference, reference_fps, cached = reference_boxes(video, frames, args.cache)
@@ -267,9 +323,25 @@ def main() -> None:
     print(f"(c) tracker {e2e_fps:8.1f} frames/s  agreement {agree:6.1%} (mean IoU {mean_iou:.3f})  "
           f"(decode + key frame every {args.every}, {tracked:.0%} of frames tracked + crops {sizes} + JPEG + "
           f"TFRecord, {size / len(faces) / 1024:.1f} KiB/frame)")
+
+    runs = [("defaults", {}), ("PNG", {"image_format": "png"}), ("--crops, JPEG", {"crops": tuple(CROP_SPECS)}),
+            ("--crops, PNG", {"crops": tuple(CROP_SPECS), "image_format": "png"})]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = bench_corpus(video, Path(tmp) / "corpus")
+        for k, (label, changes) in enumerate(runs):
+            options = PreprocessOptions(min_face=args.min_face, detect_every=args.every, audio=False, **changes)
+            results = [preprocessed(root, Path(tmp) / f"out{k}", options) for _ in range(max(args.repeat, 1))]
+            boxes, session_fps, per_frame = max(results, key=lambda r: r[1])
+            agree, mean_iou = agreement(boxes, reference)
+            sets = ", ".join(options.crop_sets())
+            print(f"{'(d) session' if k == 0 else '':<12}{session_fps:8.1f} frames/s  agreement {agree:6.1%} "
+                  f"(mean IoU {mean_iou:.3f})  ({label}: process_session, min_face {options.min_face}, crops {sets}, "
+                  f"{options.image_format.upper()}, {per_frame / 1024:.1f} KiB/frame)")
+            if k == 0:
+                default_fps = session_fps
     corpus = 900_000
-    print(f"            a SEWA-sized corpus ({corpus:,} frames) at (c): {corpus / e2e_fps / 3600:.1f} h; "
-          f"at (a): {corpus / reference_fps / 3600:.0f} h")
+    print(f"            a SEWA-sized corpus ({corpus:,} frames) at (d) defaults: {corpus / default_fps / 3600:.1f} h; "
+          f"at (a): {corpus / reference_fps / 3600:.0f} h  ({load()})")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,17 @@ import sys
 import click
 
 
+def _crops(ctx, param, value):
+    if value is None:
+        return None
+    from ..preprocess import parse_crops
+
+    try:
+        return parse_crops(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
 def _shard(ctx, param, value):
     if value is None:
         return None
@@ -27,10 +38,26 @@ def _shard(ctx, param, value):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for TFRecords + manifest.json.")
 @click.option("--size", default=112, show_default=True, type=click.IntRange(16), help="Face crop side in pixels.")
 @click.option("--color/--gray", default=False, show_default=True, help="RGB or gray face crops.")
+@click.option("--crops", default=None, callback=_crops, metavar="SETS",
+              help="Crop sets cut in one pass, comma-separated, instead of --size/--color: huang2018 (112x112 gray), "
+                   "tzirakis2017 (96x96 RGB), teixeira2021 (100x80 RGB), astnet (224x224 RGB) or HxW[gray|rgb]. "
+                   "The first is stored as the records' frames, every other as frames_<name>.")
 @click.option("--margin", default=0.2, show_default=True, type=click.FloatRange(0.0), help="Margin around the face box.")
+@click.option("--align/--no-align", default=False, show_default=True,
+              help="Rotate the crops so that the eyes are level.")
+@click.option("--tracker/--no-tracker", default=True, show_default=True,
+              help="Track the face (MTCNN every --detect-every frames, O-Net in between; fast), or run MTCNN at "
+                   "its defaults on every frame.")
+@click.option("--detect-every", default=5, show_default=True, type=click.IntRange(1),
+              help="Tracker: MTCNN's proposal stages every N frames.")
+@click.option("--min-face", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="Tracker: smallest face to find, as a fraction of the frame's shorter side (36 px at 360p); "
+                   "smaller faces are missed.")
 @click.option("--min-confidence", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="MTCNN detections below it are ignored.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Frames per MTCNN call.")
+@click.option("--image-format", default="jpeg", show_default=True, type=click.Choice(["jpeg", "png"]),
+              help="How crops are stored: JPEG (quality 95, 4:4:4) or PNG (lossless, several times slower).")
 @click.option("--rater", default=None,
               help="One rater's ratings instead of the raters' mean (corpora with several raters, e.g. recola: FM1).")
 @click.option("--video-path", default=None,
@@ -51,9 +78,11 @@ def _shard(ctx, param, value):
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Keep sessions already written with the same options whose checksums verify.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def preprocess(spec, root, out_dir, size, color, margin, min_confidence, batch_size, rater, video_path, video_fps,
-               audio, workers, shard, merge_shards, resume, quiet):
-    """Detect faces (MTCNN), crop them, align the ratings and audio, and write TFRecords.
+@click.pass_context
+def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, tracker, detect_every, min_face,
+               min_confidence, batch_size, image_format, rater, video_path, video_fps, audio, workers, shard,
+               merge_shards, resume, quiet):
+    """Find the faces (MTCNN), crop them, align the ratings and audio, and write TFRecords.
 
     Writes OUT/sessions/<session>.tfrecord and OUT/manifest.json. A session that fails, or whose
     video, audio or rating file is missing, is reported by name and skipped; the command then exits
@@ -71,9 +100,15 @@ def preprocess(spec, root, out_dir, size, color, margin, min_confidence, batch_s
         else:
             if not spec or not root:
                 raise click.UsageError("--spec and --root are needed (all but --out are ignored with --merge-shards)")
-            options = PreprocessOptions(size=(size, size), gray=not color, margin=margin,
-                                        min_confidence=min_confidence, batch_size=batch_size, rater=rater,
-                                        video_path=video_path, video_fps=video_fps, audio=audio)
+            if crops is not None and any(ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+                                         for name in ("size", "color")):
+                raise click.UsageError("--crops replaces --size and --color: name the default crop set first in "
+                                       "--crops (e.g. 112x112gray,tzirakis2017)")
+            options = PreprocessOptions(size=(size, size), gray=not color, crops=crops, margin=margin, align=align,
+                                        tracker=tracker, detect_every=detect_every, min_face=min_face,
+                                        min_confidence=min_confidence, batch_size=batch_size,
+                                        image_format=image_format, rater=rater, video_path=video_path,
+                                        video_fps=video_fps, audio=audio)
             report = preprocess_corpus(spec, root, out_dir, options, progress=not quiet, log=log,
                                        workers=workers, shard=shard, resume=resume)
     except (SpecError, FileNotFoundError, ValueError) as err:

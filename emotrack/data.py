@@ -46,21 +46,60 @@ def session_files(data_dir: str | Path, partitions: str | list[str] | None = Non
     return files
 
 
-def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = None):
-    """A ``tf.data.Dataset`` of whole sessions of the given partition(s), in manifest order."""
+def crop_feature(manifest: dict[str, Any], crops: str | None = None) -> tuple[str, dict[str, int]]:
+    """Where a crop set is in the records of a preprocessed corpus: (the record's feature, its
+    ``{height, width, channels}``).
+
+    Args:
+        crops: the set's name as preprocessing wrote it (the manifest's ``crops``), or any name
+            `emotrack.preprocess.crop_set` knows (``tzirakis2017``, ``96x96rgb``) of a set of that shape;
+            None: the default set, ``frames``.
+    Raises:
+        ValueError: naming the sets the corpus holds.
+    """
+    from .preprocess import crop_set
+
+    frame = manifest["frame"]
+    # Manifests written before crop sets existed hold one set, the frames.
+    sets = manifest.get("crops") or {"default": {**frame, "feature": "frames"}}
+    if crops is None:
+        name = frame.get("crops", next(iter(sets)))
+    elif crops in sets:
+        name = crops
+    else:
+        try:
+            shape = crop_set(crops)[1].shape
+        except ValueError:
+            shape = None
+        name = next((n for n, s in sets.items() if (s["height"], s["width"], s["channels"]) == shape), None)
+        if name is None:
+            held = ", ".join(f"{n} ({s['height']}x{s['width']}x{s['channels']})" for n, s in sets.items())
+            raise ValueError(f"the corpus holds no crop set {crops!r}; it holds {held} (preprocess it with "
+                             f"--crops to add one)")
+    entry = sets[name]
+    return entry["feature"], {k: int(entry[k]) for k in ("height", "width", "channels")}
+
+
+def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = None, crops: str | None = None):
+    """A ``tf.data.Dataset`` of whole sessions of the given partition(s), in manifest order.
+
+    Args:
+        crops: the crop set returned as ``frames`` (see `crop_feature`), for corpora preprocessed with
+            several (``emotrack preprocess --crops``); None: the default set.
+    """
     import tensorflow as tf
 
     from .tfrecord import parse_session
 
     manifest = read_manifest(data_dir)
-    frame = manifest["frame"]
+    feature, frame = crop_feature(manifest, crops)
     dims, channels = len(manifest["dimensions"]), frame["channels"]
     files = session_files(data_dir, partitions)
 
     audio_samples = (manifest.get("audio") or {}).get("samples_per_frame")
 
     def parse(serialized):
-        s = parse_session(serialized, dims, channels, audio_samples=audio_samples)
+        s = parse_session(serialized, dims, channels, audio_samples=audio_samples, frames_key=feature)
         # Static crop sizes, so that models that reshape (batch, time) into one axis see them.
         s["frames"] = tf.ensure_shape(s["frames"], [None, frame["height"], frame["width"], channels])
         return s
@@ -96,7 +135,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
                      cache: bool = True, temporal_pooling_s: float | None = None,
                      epochs: tuple[int, int] | None = None, frame_step: int = 1, target: str = "frame",
                      label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",),
-                     augment: dict[str, Any] | None = None):
+                     augment: dict[str, Any] | None = None, drop_remainder: bool = False,
+                     crops: str | None = None):
     """Fixed-length clips for training or validation.
 
     Args:
@@ -121,6 +161,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             frame, when the TFRecords hold audio); with both, x is a dict keyed by input name.
         augment: augmentation options (:mod:`emotrack.augment`), one random transform per clip
             seeded by ``seed``, the epoch and the clip's place in the epoch; only with ``epochs``.
+        drop_remainder: leave out the last, smaller batch (of each epoch).
+        crops: the crop set the clips are cut from (see `crop_feature`); None: the default set.
     Returns:
         ``tf.data.Dataset`` of (x, ratings, weights). For ``frame``: frames (B, L', H, W, C)
         float32, ratings (B, L', D), weights (B, L') with L' = L / k (L without pooling); for
@@ -195,7 +237,7 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             return tf.data.Dataset.from_tensor_slices(starts).map(pair)
         return tf.data.Dataset.from_tensor_slices(starts).map(lambda i: clip(s, i))
 
-    ds = load_sessions(data_dir, partitions).map(prepare)
+    ds = load_sessions(data_dir, partitions, crops).map(prepare)
     if cache:
         ds = ds.cache()
     ds = ds.flat_map(to_windows)
@@ -217,7 +259,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             return clips.enumerate().map(one)
 
         parts = [augmented(ds.shuffle(SHUFFLE_BUFFER, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
-                           if shuffle else ds, seed * 1_000_003 + e).batch(batch_size) for e in range(*epochs)]
+                           if shuffle else ds, seed * 1_000_003 + e).batch(batch_size, drop_remainder=drop_remainder)
+                 for e in range(*epochs)]
         if not parts:
             return ds.batch(batch_size).take(0)
         out = parts[0]
@@ -226,7 +269,7 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         return out.prefetch(tf.data.AUTOTUNE)
     if shuffle:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def check_audio(manifest: dict[str, Any], data_dir: str | Path) -> int:
@@ -279,10 +322,11 @@ def count_windows(data_dir: str | Path, partitions: str | list[str], window: int
                if s["partition"] in partitions and s["num_frames"] >= span)
 
 
-def session_arrays(data_dir: str | Path, partitions: str | list[str] | None = None) -> list[dict[str, Any]]:
-    """Whole sessions as numpy arrays (for evaluation and tests)."""
+def session_arrays(data_dir: str | Path, partitions: str | list[str] | None = None,
+                   crops: str | None = None) -> list[dict[str, Any]]:
+    """Whole sessions as numpy arrays (for evaluation and tests), with the frames of crop set ``crops``."""
     out = []
-    for s in load_sessions(data_dir, partitions).as_numpy_iterator():
+    for s in load_sessions(data_dir, partitions, crops).as_numpy_iterator():
         s = dict(s)
         for key in ("session", "subject", "partition"):
             s[key] = s[key].decode()

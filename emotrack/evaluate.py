@@ -274,7 +274,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     target_idx = [config["data"]["dimensions"].index(d) for d in targets]
 
     def predict_partition(partition):
-        sessions = session_arrays(config["data"]["dir"], partition)
+        sessions = session_arrays(config["data"]["dir"], partition, config["data"].get("crops"))
         out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
         for s in sessions:
             pred = predict_frames(model, s, config)

@@ -57,6 +57,21 @@ def clips(tmp_path_factory):
             "pair": _encode(folder / "pair.mp4", np.concatenate([a, b], axis=2), FPS)}
 
 
+def _wav(path: Path, seconds: float, freq: float, rate: int = 16000) -> Path:
+    """A mono 16-bit PCM WAV holding a sine tone, as the AVEC 2016 release ships its audio."""
+    import wave
+
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.5 * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
+
+
 def _put(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
@@ -122,7 +137,7 @@ def avec2016(clips, tmp_path_factory):
     root = tmp_path_factory.mktemp("AVEC2016")
     for name, clip in (("train_1", "a"), ("dev_1", "b"), ("test_1", "a"), ("dev_2", "b")):
         _put(clips[clip], root / "recordings_video" / f"{name}.mp4")
-        _write(root / "recordings_audio" / f"{name}.wav", "")
+        _wav(root / "recordings_audio" / f"{name}.wav", SECONDS, 440.0)
     n = int(SECONDS / 0.04) + 1  # 51 rows for 2 s, as 7501 for 300 s
     for name, offset in (("train_1", -0.2), ("dev_1", 0.1), ("train_2", 0.0)):  # train_2: no video
         _write(root / "ratings_gold_standard" / "arousal" / f"{name}.arff", _arff(name, "arousal", _wave(n, offset)))
@@ -158,7 +173,7 @@ def test_recola_avec2016_preprocess_writes_labelled_reports_the_rest(avec2016, t
     result = CliRunner().invoke(main, ["preprocess", "--spec", "recola-avec2016", "--root", str(avec2016),
                                        "--out", str(out), "--quiet"])
     assert result.exit_code == 1, result.output
-    assert "2 sessions written" in result.output and "1 without ratings" in result.output
+    assert f"2 sessions in {out / 'manifest.json'}, 2 failed, 1 without ratings" in result.output, result.output
     assert "FAILED train_2" in result.output and "FAILED dev_2" in result.output
     manifest = read_manifest(out)
     assert manifest["partitions"] == {"train": ["train_1"], "devel": ["dev_1"], "test": []}
@@ -173,6 +188,10 @@ def test_recola_avec2016_preprocess_writes_labelled_reports_the_rest(avec2016, t
     np.testing.assert_allclose(s["time"][:3], [0.0, 0.04, 0.08], atol=1e-6)
     np.testing.assert_allclose(s["ratings"][1], [-0.19, 0.19], atol=1e-6)
     np.testing.assert_allclose(s["ratings"][:, 0], _wave(51, -0.2)[:FRAMES], atol=1e-6)
+    # The WAV's 16 kHz samples are stored per 40 ms frame: 640 each, a 440 Hz tone normalised per session.
+    audio = s["audio"].reshape(-1)
+    assert s["audio"].shape == (FRAMES, 640)
+    assert abs(np.fft.rfftfreq(audio.size, 1 / 16000)[np.argmax(np.abs(np.fft.rfft(audio)))] - 440.0) < 1.0
 
 
 def test_wrong_root_names_root_pattern_and_writes_nothing(avec2016, tmp_path):
