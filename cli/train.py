@@ -21,7 +21,15 @@ import click
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="Train and evaluate N runs with seeds SEED..SEED+N-1 in --out/seed-<s>; "
                    "repeats.json gets the mean and standard deviation of their CCC.")
-def train(experiment, data_dir, out_dir, config_file, overrides, seed, overwrite, resume, repeats):
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]),
+              help="Spread training over devices (train.strategy): mirrored over this machine's GPUs, "
+                   "multiworker over the machines in the TF_CONFIG environment variable (run the same "
+                   "command on each; worker 0 writes --out). --set data.batch_size is the global batch.")
+@click.option("--mixed-precision", is_flag=True,
+              help="Compute in float16 with float32 variables (train.mixed_precision=true; for GPUs; "
+                   "on a CPU --set train.mixed_precision=mixed_bfloat16).")
+def train(experiment, data_dir, out_dir, config_file, overrides, seed, overwrite, resume, repeats, strategy,
+          mixed_precision):
     """Train EXPERIMENT (e.g. huang2018-convlstm) and write the run folder.
 
     The run folder gets config.yaml (resolved config, seed, data manifest hash, versions),
@@ -31,6 +39,8 @@ def train(experiment, data_dir, out_dir, config_file, overrides, seed, overwrite
     from ..config import ConfigError
     from ..train import RunExistsError, train as run_training, train_repeats
 
+    overrides = tuple(overrides) + ((f"train.strategy={strategy}",) if strategy else ()) + (
+        ("train.mixed_precision=true",) if mixed_precision else ())
     try:
         if repeats != 1:
             summary = train_repeats(experiment, data_dir, out_dir, repeats, config_file=config_file,

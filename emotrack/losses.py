@@ -198,8 +198,10 @@ class CCCLoss(keras.losses.Loss):
 class StreamingCCC(keras.metrics.Metric):
     """CCC accumulated over batches, equal to the CCC over the whole set (``aggregation="concat"``).
 
-    Keeps per dimension the count, the means and the centred sums of squares and products, merged
-    batch by batch with Chan et al.'s pairwise update (stable in float32, unlike raw power sums).
+    Keeps per dimension the weighted count and the sums of y_true, y_pred, their squares and their
+    product, in float64 (raw power sums, which float32 would make lose the variance of a long set).
+    Sums add up across devices: under a ``tf.distribute`` strategy with several replicas (or
+    workers) the result read at the end of an epoch is that of all their batches together.
 
     Args:
         num_dimensions: D, the last axis of y_true/y_pred ((batch, time, D) or (batch, D)).
@@ -210,6 +212,8 @@ class StreamingCCC(keras.metrics.Metric):
     masked.
     """
 
+    STATE_DTYPE = "float64"
+
     def __init__(self, num_dimensions: int = 2, dimension: int | None = None, unbiased: bool = False,
                  name: str = "ccc", dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -218,41 +222,31 @@ class StreamingCCC(keras.metrics.Metric):
         self.num_dimensions = int(num_dimensions)
         self.dimension = dimension
         self.unbiased = bool(unbiased)
-        self._names = ("count", "mean_true", "mean_pred", "m2_true", "m2_pred", "co_moment")
+        self._names = ("count", "sum_true", "sum_pred", "sum_true2", "sum_pred2", "sum_cross")
         for state in self._names:
             setattr(self, state, self.add_variable(shape=(self.num_dimensions,), initializer="zeros",
-                                                   dtype=self.dtype, name=state))
+                                                   dtype=self.STATE_DTYPE, aggregation="sum", name=state))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         mask = _combined_mask(sample_weight, _get_keras_mask(y_pred))
-        y_true, y_pred, weights = _frames_and_weights(y_true, y_pred, mask, self.dtype)
+        y_true, y_pred, weights = _frames_and_weights(y_true, y_pred, mask, self.STATE_DTYPE)
         axis = (0, 1)
-        n_b = ops.sum(weights * ops.ones_like(y_pred), axis=axis)
-        mean_true_b = ops.divide_no_nan(ops.sum(weights * y_true, axis=axis), n_b)
-        mean_pred_b = ops.divide_no_nan(ops.sum(weights * y_pred, axis=axis), n_b)
-        dev_true = y_true - mean_true_b
-        dev_pred = y_pred - mean_pred_b
-        m2_true_b = ops.sum(weights * ops.square(dev_true), axis=axis)
-        m2_pred_b = ops.sum(weights * ops.square(dev_pred), axis=axis)
-        co_b = ops.sum(weights * dev_true * dev_pred, axis=axis)
-
-        n_a = self.count.value
-        n = n_a + n_b
-        delta_true = mean_true_b - self.mean_true.value
-        delta_pred = mean_pred_b - self.mean_pred.value
-        share_b = ops.divide_no_nan(n_b, n)
-        cross = ops.divide_no_nan(n_a * n_b, n)
-        self.m2_true.assign(self.m2_true.value + m2_true_b + ops.square(delta_true) * cross)
-        self.m2_pred.assign(self.m2_pred.value + m2_pred_b + ops.square(delta_pred) * cross)
-        self.co_moment.assign(self.co_moment.value + co_b + delta_true * delta_pred * cross)
-        self.mean_true.assign(self.mean_true.value + delta_true * share_b)
-        self.mean_pred.assign(self.mean_pred.value + delta_pred * share_b)
-        self.count.assign(n)
+        for variable, batch in ((self.count, weights * ops.ones_like(y_pred)), (self.sum_true, weights * y_true),
+                                (self.sum_pred, weights * y_pred), (self.sum_true2, weights * ops.square(y_true)),
+                                (self.sum_pred2, weights * ops.square(y_pred)),
+                                (self.sum_cross, weights * y_true * y_pred)):
+            variable.assign(variable.value + ops.sum(batch, axis=axis))
 
     def result_per_dimension(self):
         """The CCC of every dimension so far, shape (D,)."""
-        return _ccc_from_moments(self.count.value, self.mean_true.value, self.mean_pred.value,
-                                 self.m2_true.value, self.m2_pred.value, self.co_moment.value, self.unbiased)
+        n = self.count.value
+        mean_true = ops.divide_no_nan(self.sum_true.value, n)
+        mean_pred = ops.divide_no_nan(self.sum_pred.value, n)
+        m2_true = ops.maximum(self.sum_true2.value - n * ops.square(mean_true), 0.0)
+        m2_pred = ops.maximum(self.sum_pred2.value - n * ops.square(mean_pred), 0.0)
+        co_moment = self.sum_cross.value - n * mean_true * mean_pred
+        ccc = _ccc_from_moments(n, mean_true, mean_pred, m2_true, m2_pred, co_moment, self.unbiased)
+        return ops.cast(ccc, self.dtype)
 
     def result(self):
         values = self.result_per_dimension()
@@ -260,7 +254,7 @@ class StreamingCCC(keras.metrics.Metric):
 
     def reset_state(self):
         for state in self._names:
-            getattr(self, state).assign(ops.zeros((self.num_dimensions,), dtype=self.dtype))
+            getattr(self, state).assign(ops.zeros((self.num_dimensions,), dtype=self.STATE_DTYPE))
 
     def get_config(self):
         config = super().get_config()

@@ -5,15 +5,28 @@ the seed, package versions), ``best.keras`` (the checkpoint with the highest dev
 ``last.keras``, ``history.csv``, TensorBoard logs in ``logs/`` and, for ``--resume``, the newest
 epoch's checkpoint in ``checkpoints/`` (model with optimiser state, and the random-number
 generator states, epoch and devel CCC history).
+
+``train.strategy`` spreads training over devices with TensorFlow's ``tf.distribute``:
+``default`` (one device), ``mirrored`` (the GPUs of this machine, or its CPU as one replica) or
+``multiworker`` (several machines, each started with the same command and a ``TF_CONFIG``
+environment variable naming the cluster and its own place in it). ``data.batch_size`` is the global
+batch: each of R replicas gets batch_size / R clips of it, so the CCC loss is computed per replica
+on its share and averaged, and results depend on R. In a multi-worker run only the chief (worker 0)
+writes the run folder; the other workers write their copy to a temporary folder removed at the end
+(or, to keep it, to ``$EMOTRACK_WORKER_DIR/worker-<index>``). ``train.mixed_precision: true`` computes
+in float16 with float32 variables (Keras's ``mixed_float16``, for GPUs), the model's outputs kept in
+float32; ``mixed_bfloat16`` there is for CPUs, whose TensorFlow kernels for 3D pooling take no float16.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
-import math
 import os
 import platform
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +41,8 @@ from .temporal import input_contract
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
+STRATEGIES = ("default", "mirrored", "multiworker")
+WORKER_DIR_ENV = "EMOTRACK_WORKER_DIR"
 
 
 class RunExistsError(FileExistsError):
@@ -86,9 +101,13 @@ def make_loss(name: str, terms: str | None = None):
     raise ValueError(f"loss must be 'ccc', 'mse' or 'astnet', not {name!r}")
 
 
-def data_facts(manifest: dict[str, Any], targets: list[str], window: int) -> dict[str, Any]:
-    """What a model's options may depend on (see :class:`emotrack.models.ModelInfo`)."""
-    frame = manifest["frame"]
+def data_facts(manifest: dict[str, Any], targets: list[str], window: int,
+               crops: str | None = None) -> dict[str, Any]:
+    """What a model's options may depend on (see :class:`emotrack.models.ModelInfo`): the size of
+    the crop set ``crops`` (``data.crops``; None: the data's default set) and the audio."""
+    from .data import crop_feature
+
+    frame = crop_feature(manifest, crops)[1]
     audio = manifest.get("audio") or {}
     return {"height": frame["height"], "width": frame["width"], "channels": frame["channels"],
             "audio_samples": audio.get("samples_per_frame"), "targets": list(targets), "window": window}
@@ -190,6 +209,116 @@ def _truncate_history(path: Path, rows: int) -> None:
         _atomic_write(path, "".join(lines[: rows + 1]))
 
 
+_TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+
+
+def check_tf_config(text: str | None) -> dict[str, Any]:
+    """The cluster of a multi-worker run, from the JSON text of the ``TF_CONFIG`` environment
+    variable: the same ``cluster`` (job -> "host:port" addresses) on every machine and each
+    machine's own ``task`` (job type and index); a clear error when it is missing or malformed."""
+    hint = f"set it on every machine, e.g. TF_CONFIG='{_TF_CONFIG_EXAMPLE}' with task.index 0, 1, ..."
+    if not text:
+        raise ValueError(f"train.strategy=multiworker reads the cluster from the TF_CONFIG environment variable, "
+                         f"which is not set; {hint}")
+    try:
+        tf_config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not JSON ({err}); {hint}") from err
+    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
+    task = tf_config.get("task") if isinstance(tf_config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(hosts, list) and hosts and all(isinstance(h, str) and ":" in h for h in hosts)
+            for hosts in cluster.values()):
+        raise ValueError(f"TF_CONFIG needs a 'cluster' mapping each job to a list of host:port addresses; {hint}")
+    if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int) \
+            or not 0 <= task["index"] < len(cluster[task["type"]]):
+        raise ValueError(f"TF_CONFIG needs a 'task' with a 'type' among {sorted(cluster)} and an 'index' into its "
+                         f"addresses, not {task!r}; {hint}")
+    return tf_config
+
+
+_STRATEGIES: dict[str, Any] = {}
+
+
+def make_strategy(name: str):
+    """The ``tf.distribute`` strategy ``train.strategy`` names (see the module docstring), one per
+    process. ``multiworker`` must be made before TensorFlow runs anything in the process."""
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"train.strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")
+    if name == "multiworker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = {"default": tf.distribute.get_strategy, "mirrored": tf.distribute.MirroredStrategy,
+                             "multiworker": tf.distribute.MultiWorkerMirroredStrategy}[name]()
+    return _STRATEGIES[name]
+
+
+def worker_index(strategy) -> int | None:
+    """This process's index among the workers of a multi-worker run, or None when it writes the
+    run folder (one process, or the chief: task ``chief``, or worker 0 when there is none)."""
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster or resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                                        and "chief" not in cluster):
+        return None
+    return int(resolver.task_id)
+
+
+def allow_multiworker_fit(model) -> None:
+    """Let Keras 3's ``fit`` train ``model`` under ``MultiWorkerMirroredStrategy``, which it cannot
+    as released (keras-team/keras#20585; Keras 3.15): it builds a model made under a strategy by
+    reducing the first batch across workers, which fails for (x, y, weights) batches, and it reduces
+    each step's scalar logs along an axis 0 they do not have. The model is left to build when fit
+    traces its step (so fit must run in the strategy's scope) and step logs are averaged over the
+    replicas of all workers, so that every worker sees the same logs and stops at the same step."""
+    import keras
+    from keras.src.backend.tensorflow import trainer
+
+    model._distribute_strategy = None
+    if not hasattr(trainer.reduce_per_replica, "__wrapped__"):
+        reduce = trainer.reduce_per_replica
+
+        @functools.wraps(reduce)
+        def reduce_per_replica(values, strategy, reduction):
+            if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+                return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+            return reduce(values, strategy, reduction)
+
+        trainer.reduce_per_replica = reduce_per_replica
+
+
+@contextlib.contextmanager
+def mixed_precision_policy(setting: bool | str | None):
+    """Layers made inside compute in 16 bits with float32 variables: ``setting`` True (Keras's
+    ``mixed_float16``), ``mixed_float16`` or ``mixed_bfloat16``; False or None leaves the policy
+    alone. The global policy before is restored on leaving (layers keep theirs)."""
+    import keras
+
+    policy = "mixed_float16" if setting is True else setting or None
+    if policy not in (None, "mixed_float16", "mixed_bfloat16"):
+        raise ValueError(f"train.mixed_precision must be true, false, mixed_float16 or mixed_bfloat16, not {setting!r}")
+    previous = keras.mixed_precision.global_policy()
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_outputs(model):
+    """``model`` with a linear float32 activation after each output, as Keras advises for mixed
+    precision: the loss and metrics then see float32 predictions of the same shapes."""
+    import keras
+
+    flat = keras.tree.flatten(model.output)
+    cast = [keras.layers.Activation("linear", dtype="float32", name=f"output_float32_{i}" if len(flat) > 1
+                                    else "output_float32")(t) for i, t in enumerate(flat)]
+    return keras.Model(model.input, keras.tree.pack_sequence_as(model.output, cast), name=model.name)
+
+
 def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
           overrides: list[str] | tuple[str, ...] = (), seed: int | None = None, overwrite: bool = False,
           resume: bool = False, verbose: int = 2) -> Path:
@@ -204,6 +333,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         resume: continue the run in ``out_dir`` from its newest checkpoint (the model with its
             optimiser state, the random-number generator states and the epoch), with the config
             written there; the result equals that of an uninterrupted run on the same machine.
+    With ``train.strategy=multiworker`` every machine of the cluster runs this with the same
+    arguments and its own ``TF_CONFIG`` (see the module docstring).
     Returns:
         the run folder.
     """
@@ -226,8 +357,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
             raise ValueError(f"the data in {data_dir} is not the data {out_dir} was trained on (manifest "
                              f"hash differs); resume with --data {config['data']['dir']}")
         if config_file is not None or overrides or seed is not None:
-            raise ValueError("--resume continues a run with the config in its folder; --config, --set and "
-                             "--seed cannot change it")
+            raise ValueError("--resume continues a run with the config in its folder; --config, --set, --seed, "
+                             "--strategy and --mixed-precision cannot change it")
         checkpoint = latest_checkpoint(out_dir)
     else:
         config = resolve_config(experiment, config_file, overrides)
@@ -247,7 +378,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
             raise ValueError(f"{data_dir} has no {', '.join(missing)} ratings (it has {manifest['dimensions']})")
         config["model"]["options"] = adapt_options(
             config["model"]["name"], config["model"]["options"],
-            data_facts(manifest, config["targets"], config["data"]["window"]))
+            data_facts(manifest, config["targets"], config["data"]["window"], config["data"].get("crops")))
         config["data"]["dir"] = str(data_dir)
         config["data"]["dimensions"] = list(manifest["dimensions"])
         config["data"]["manifest_sha256"] = manifest_hash(data_dir)
@@ -256,33 +387,46 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         config["versions"] = _versions()
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
 
+    # Before TensorFlow runs anything: a multi-worker strategy joins its cluster at startup.
+    strategy = make_strategy(train_cfg.get("strategy", "default"))
+    worker, worker_tmp, run_dir = worker_index(strategy), None, out_dir  # run_dir: where this process writes
+    if worker is not None:
+        if os.environ.get(WORKER_DIR_ENV):
+            run_dir = Path(os.environ[WORKER_DIR_ENV]) / f"worker-{worker}"
+        else:
+            worker_tmp = tempfile.TemporaryDirectory(prefix=f"emotrack-worker-{worker}-")
+            run_dir = Path(worker_tmp.name)
     keras.utils.set_random_seed(train_cfg["seed"])
     if train_cfg.get("deterministic", True):
         tf.config.experimental.enable_op_determinism()
     initial_epoch, state = 0, None
-    if checkpoint is not None:
-        model_file, state = checkpoint
-        model = load_model(model_file, compile=True)
-        generators = _seed_generators(model)
-        if len(generators) != len(state["seed_generator_states"]):
-            raise ValueError(f"{model_file} does not match its state file (random-number generators differ)")
-        for g, value in zip(generators, state["seed_generator_states"]):
-            g.state.assign(np.asarray(value, dtype=g.state.dtype))
-        initial_epoch = state["epochs_done"]
-    else:
-        # Built before anything is written, so a wrong model option leaves no half-made run folder.
-        model = build_stage_model(model_cfg)
-        model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
-                      loss=make_loss(train_cfg["loss"], train_cfg.get("loss_terms")),
-                      weighted_metrics=[StreamingCCC(num_dimensions=len(config["targets"]), name="ccc")])
-        if resume:  # killed before the first epoch ended: start again from the same seed
-            shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
+    mixed = train_cfg.get("mixed_precision", False)
+    with strategy.scope(), mixed_precision_policy(mixed):
+        if checkpoint is not None:
+            model_file, state = checkpoint
+            model = load_model(model_file, compile=True)
+            generators = _seed_generators(model)
+            if len(generators) != len(state["seed_generator_states"]):
+                raise ValueError(f"{model_file} does not match its state file (random-number generators differ)")
+            for g, value in zip(generators, state["seed_generator_states"]):
+                g.state.assign(np.asarray(value, dtype=g.state.dtype))
+            initial_epoch = state["epochs_done"]
+        else:
+            # Built before anything is written, so a wrong model option leaves no half-made run folder.
+            model = build_stage_model(model_cfg)
+            if mixed:
+                model = float32_outputs(model)
+            model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
+                          loss=make_loss(train_cfg["loss"], train_cfg.get("loss_terms")),
+                          weighted_metrics=[StreamingCCC(num_dimensions=len(config["targets"]), name="ccc")])
+            if resume:  # killed before the first epoch ended: start again from the same seed
+                shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     if not resume:
         if overwrite:
             for stale in (CHECKPOINTS, "logs"):
-                shutil.rmtree(out_dir / stale, ignore_errors=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     target_idx = [manifest["dimensions"].index(d) for d in config["targets"]]
 
     def select(x, y, w):
@@ -294,38 +438,57 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     common = dict(window=data_cfg["window"], hop=hop, batch_size=data_cfg["batch_size"],
                   label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"],
                   temporal_pooling_s=data_cfg.get("temporal_pooling_s"), frame_step=step,
-                  target=info.target, label_fusion=data_cfg.get("label_fusion", "mean"), inputs=info.inputs)
+                  target=info.target, label_fusion=data_cfg.get("label_fusion", "mean"), inputs=info.inputs,
+                  crops=data_cfg.get("crops"))
 
     def batches(partition):
-        n = math.ceil(count_windows(data_dir, partition, data_cfg["window"], hop, step, info.target)
-                      / data_cfg["batch_size"])
+        """Batches per pass over ``partition`` and whether its last, smaller batch is left out: with
+        R replicas a batch of fewer than R clips would leave a replica an empty share, on which
+        TensorFlow's convolutions fail, so such a batch is dropped."""
+        windows = count_windows(data_dir, partition, data_cfg["window"], hop, step, info.target)
+        n, rest = divmod(windows, data_cfg["batch_size"])
+        drop = 0 < rest < strategy.num_replicas_in_sync
+        if drop and verbose:
+            print(f"{partition}: the last {rest} clip(s) of each pass are left out, fewer than the "
+                  f"{strategy.num_replicas_in_sync} replicas")
+        n += bool(rest) and not drop
         if n == 0:
             raise ValueError(f"{data_dir}: no {partition} session is as long as one clip ({data_cfg['window']} frames)")
-        return n
+        return n, drop
 
     # Known lengths, so that Keras neither guesses nor warns at the end of the data.
-    steps, devel_steps = batches("train"), batches("devel")
+    (steps, drop_train), (devel_steps, drop_devel) = batches("train"), batches("devel")
     train_ds = training_windows(data_dir, "train", shuffle=True, epochs=(initial_epoch, epochs),
-                                augment=data_cfg.get("augment"), **common).map(
+                                augment=data_cfg.get("augment"), drop_remainder=drop_train, **common).map(
         select).apply(tf.data.experimental.assert_cardinality(steps * max(epochs - initial_epoch, 0)))
-    devel_ds = training_windows(data_dir, "devel", shuffle=False, **common).map(select).apply(
-        tf.data.experimental.assert_cardinality(devel_steps))
+    devel_ds = training_windows(data_dir, "devel", shuffle=False, drop_remainder=drop_devel, **common).map(
+        select).apply(tf.data.experimental.assert_cardinality(devel_steps))
+    # Every worker reads all clips and takes its share of each batch, so that the batches and the
+    # epochs' order are those of one worker.
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds, devel_ds = train_ds.with_options(sharding), devel_ds.with_options(sharding)
 
     patience = train_cfg.get("early_stopping_patience")
-    _truncate_history(out_dir / "history.csv", initial_epoch)
+    _truncate_history(run_dir / "history.csv", initial_epoch)
     callbacks = [
-        _run_checkpoint_callback(out_dir, "val_ccc", patience, state),
-        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=initial_epoch > 0),
+        _run_checkpoint_callback(run_dir, "val_ccc", patience, state),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
         keras.callbacks.TerminateOnNaN(),
     ]
     if train_cfg.get("tensorboard", True):
-        callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "logs"), write_graph=False,
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
                                                      profile_batch=0))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        allow_multiworker_fit(model)
     if initial_epoch < epochs and not (state and state.get("stopped")):
         # Clips are shuffled per epoch in the pipeline (seeded by the epoch's index).
-        model.fit(train_ds, validation_data=devel_ds, epochs=epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=verbose)
-    _atomic_save_model(model, out_dir / "last.keras")
+        with strategy.scope():
+            model.fit(train_ds, validation_data=devel_ds, epochs=epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=verbose)
+    _atomic_save_model(model, run_dir / "last.keras")
+    if worker_tmp is not None:
+        worker_tmp.cleanup()
     return out_dir
 
 
@@ -363,7 +526,11 @@ def train_repeats(experiment: str, data_dir: str | Path, out_dir: str | Path, re
     if repeats < 1:
         raise ValueError(f"--repeats must be at least 1, not {repeats}")
     out_dir = Path(out_dir)
-    first = seed if seed is not None else resolve_config(experiment, config_file, overrides)["train"]["seed"]
+    config = resolve_config(experiment, config_file, overrides)
+    if config["train"].get("strategy") == "multiworker":
+        raise ValueError("--repeats evaluates and summarises on every machine of a multi-worker run; train each "
+                         "seed with `emotrack train --seed S` on all machines and evaluate the chief's runs")
+    first = seed if seed is not None else config["train"]["seed"]
     runs = {}
     for s in range(first, first + repeats):
         run = out_dir / f"seed-{s}"
