@@ -9,19 +9,37 @@ import click
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("video", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_csv", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
+@click.option("--overlay", type=click.Path(dir_okay=False),
+              help="Also write this video (H.264 MP4): the input with the face box and an arousal-valence plane.")
 @click.option("--checkpoint", default="best.keras", show_default=True, help="Checkpoint file in the run folder.")
 @click.option("--no-postprocess", is_flag=True, help="Skip the post-processing chain fitted on devel.")
-def predict(run_dir, video, out_csv, checkpoint, no_postprocess):
+@click.option("--detector", type=click.Choice(["tracker", "mtcnn"]),
+              help="How to find faces. tracker: MTCNN every few frames, tracking in between; mtcnn: MTCNN on every "
+                   "frame (slow). Default: as the run's training data was preprocessed.")
+@click.option("--every", type=click.IntRange(min=1),
+              help="tracker: look for the face afresh every N frames. Default: the run's.")
+@click.option("--min-face", type=click.FloatRange(0, 1, min_open=True),
+              help="tracker: smallest face, as a fraction of the frame's shorter side. Default: the run's.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(run_dir, video, out_csv, overlay, checkpoint, no_postprocess, detector, every, min_face, quiet):
     """Predict arousal and valence for every frame of VIDEO with the trained run RUN_DIR.
 
-    Writes a CSV with the columns time, arousal, valence, face_present (one row per frame).
+    Writes a CSV with the columns time, the run's targets (arousal, valence, ...) and face_present, one
+    row per frame. Faces are found and cut as the run's training data was preprocessed. The video is
+    streamed: any length fits in memory. Frames without a face are predicted from the last face seen and
+    flagged face_present 0; a video without any face is an error.
     """
+    from ..audio import AudioError
     from ..predict import predict_video
     from ..preprocess import NoFaceError
     from ..video import VideoError
 
     try:
-        table = predict_video(run_dir, video, out_csv, checkpoint, postprocess=not no_postprocess)
-    except (VideoError, NoFaceError, FileNotFoundError, ValueError) as err:
+        result = predict_video(run_dir, video, out_csv, checkpoint, postprocess=not no_postprocess,
+                               overlay=overlay, detector=detector, every=every, min_face=min_face,
+                               progress=not quiet)
+    except (VideoError, NoFaceError, AudioError, FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"{len(table)} frames written to {out_csv}")
+    table = result.table
+    click.echo(f"{len(table)} frames ({table['face_present'].mean():.1%} with a face) written to {out_csv}"
+               + (f"; overlay: {overlay}" if overlay else ""))
