@@ -65,6 +65,12 @@ def _shard(ctx, param, value):
                    "'video/{split}/{split}{number}.avi').")
 @click.option("--video-fps", default=None, type=click.FloatRange(0.0, min_open=True),
               help="Frame rate replacing the spec's or the video's (e.g. for afew-va's folders of frames).")
+@click.option("--fps", default=None, type=click.FloatRange(0.0, min_open=True),
+              help="Keep this many frames per second (e.g. 10 for SEWA's 50 fps video: every 5th frame; the "
+                   "rating rate to subsample frames to the ratings). Default: every frame.")
+@click.option("--resample", default="linear", show_default=True, type=click.Choice(["linear", "hold"]),
+              help="Ratings at the frames' times: linear interpolation between rating steps, or hold the last "
+                   "step.")
 @click.option("--audio/--no-audio", default=None,
               help="Store each frame's audio (16 kHz mono, normalised per session). Default: where the corpus "
                    "has audio (the spec's audio files, else the videos' sound tracks).")
@@ -80,8 +86,8 @@ def _shard(ctx, param, value):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, tracker, detect_every, min_face,
-               min_confidence, batch_size, image_format, rater, video_path, video_fps, audio, workers, shard,
-               merge_shards, resume, quiet):
+               min_confidence, batch_size, image_format, rater, video_path, video_fps, fps, resample, audio,
+               workers, shard, merge_shards, resume, quiet):
     """Find the faces (MTCNN), crop them, align the ratings and audio, and write TFRecords.
 
     Writes OUT/sessions/<session>.tfrecord and OUT/manifest.json. A session that fails, or whose
@@ -108,7 +114,7 @@ def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, trac
                                         tracker=tracker, detect_every=detect_every, min_face=min_face,
                                         min_confidence=min_confidence, batch_size=batch_size,
                                         image_format=image_format, rater=rater, video_path=video_path,
-                                        video_fps=video_fps, audio=audio)
+                                        video_fps=video_fps, fps=fps, resample=resample, audio=audio)
             report = preprocess_corpus(spec, root, out_dir, options, progress=not quiet, log=log,
                                        workers=workers, shard=shard, resume=resume)
     except (SpecError, FileNotFoundError, ValueError) as err:

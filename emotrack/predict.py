@@ -9,6 +9,11 @@ model, the annotator-delay correction and, when the run has one, the post-proces
 devel (``postprocessing.json``). On a video of the corpus, prediction gives the numbers evaluation
 gives on that session's record.
 
+A run whose frames were subsampled in preprocessing (``--fps``) sees the video at that rate too: the
+frames it keeps are chosen as preprocessing chose them (`emotrack.preprocess.at_rate`), and the
+predictions are interpolated back to every frame of the video, the face flag and box held from the
+last frame seen, so the CSV still has one row per video frame.
+
 Any length of video, in bounded memory (`predict_video`):
 
 - Pass 1 streams the video: frames are decoded one at a time (`emotrack.video.iter_frames`), the face
@@ -62,8 +67,7 @@ from .audio import AudioError, has_audio_stream, session_audio
 from .data import delay_frames
 from .evaluate import predict_frames, undo_label_delay
 from .faces import CropSpec, Face, FaceDetector, FaceTracker, crop_faces
-from .preprocess import NoFaceError, PreprocessOptions
-from .preprocess import find_faces
+from .preprocess import NoFaceError, PreprocessOptions, at_rate, find_faces
 from .tfrecord import encode_image
 from .train import clip_hop, load_run_config
 from .video import VideoError, iter_frames, video_fps
@@ -354,18 +358,29 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
                          f"{video} has none")
     model = CompiledModel.wrap(load_model(model_file))
 
+    # A run trained on subsampled frames (preprocess --fps) sees the video at that rate; its predictions
+    # are carried back to every frame at the end.
+    video_rate = fps
+    if options.fps is not None and options.fps < video_rate - 1e-6:
+        fps = float(options.fps)
     streamed, cropped = "audio" not in inputs, "video" in inputs
     block_frames = DEFAULT_BLOCK_FRAMES if block_frames is None else block_frames
     blocks = BlockPredictor(model, config, fps, block_frames) if streamed else None
     kept: list[np.ndarray] = []
     spec = run_crop_spec(config, options)
     blank = as_trained(np.zeros(spec.shape, np.uint8), options.image_format)
-    times: list[float] = []
+    times: list[float] = []  # of the frames the model sees
+    every_time: list[float] = []  # of every frame of the video
     present, boxes = [], []
     last: Face | None = None
 
-    def decoded():
+    def timed():
         for t, frame in iter_frames(video):
+            every_time.append(t)
+            yield t - every_time[0], frame
+
+    def decoded():
+        for t, frame in at_rate(timed(), fps if fps < video_rate else None):
             times.append(t)
             yield frame
 
@@ -394,11 +409,12 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     if not any(present):
         raise NoFaceError(f"no face found in any frame of {video}; check the video, or find smaller faces "
                           f"with a lower --min-face or --detector mtcnn")
-    times_arr = np.asarray(times, np.float64) - times[0]
+    times_arr = np.asarray(times, np.float64)
     if blocks is not None:
         pred = blocks.finish()
     else:
-        audio, _ = session_audio(video, times_arr, fps, times_arr[-1] + 1.0 / fps, own_track=True,
+        video_end = every_time[-1] - every_time[0] + 1.0 / video_rate
+        audio, _ = session_audio(video, times_arr, fps, video_end, own_track=True,
                                  max_length_mismatch_s=options.max_length_mismatch_s)
         session = {"frames": np.stack(kept) if kept else np.zeros((len(times), 0), np.uint8),
                    "audio": audio, "fps": fps}
@@ -410,11 +426,19 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     if postprocess and chain_file.is_file():
         pred = apply_postprocessing(PostProcessingChain.load(chain_file), pred, times_arr, fps)
 
+    present_arr, boxes_arr = np.asarray(present, np.int64), np.asarray(boxes, np.float32)
+    if len(every_time) > len(times):
+        # Back to every frame: predictions interpolated between the frames the model saw, the face of
+        # the last frame seen held.
+        all_times = np.asarray(every_time, np.float64) - every_time[0]
+        pred = np.stack([np.interp(all_times, times_arr, pred[:, k]) for k in range(pred.shape[1])], axis=1)
+        held = np.clip(np.searchsorted(times_arr, all_times + 1e-9, side="right") - 1, 0, len(times_arr) - 1)
+        present_arr, boxes_arr, times_arr, fps = present_arr[held], boxes_arr[held], all_times, video_rate
     table = pd.DataFrame({"time": np.round(times_arr, 6)})
     for k, name in enumerate(config["targets"]):
-        table[name] = pred[:, k]
-    table["face_present"] = np.asarray(present, np.int64)
-    result = VideoPrediction(table=table, boxes=np.asarray(boxes, np.float32), fps=fps,
+        table[name] = pred[:, k].astype(np.float32)
+    table["face_present"] = present_arr
+    result = VideoPrediction(table=table, boxes=boxes_arr, fps=fps,
                              crops_held=blocks.held_max if blocks is not None else len(kept))
     if out_csv is not None:
         out_csv = Path(out_csv)

@@ -81,6 +81,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -180,6 +181,8 @@ class PreprocessOptions:
     video_path: str | None = None           # replaces the spec's video path template
     video_fps: float | None = None          # replaces the spec's video frame rate
     audio: bool | None = None               # store audio; None: where the corpus has it
+    fps: float | None = None                # keep this many frames per second (see `at_rate`); None: all
+    resample: str = "linear"                # ratings at the frames' times: "linear" or "hold" (last step)
 
     def __post_init__(self):
         if self.crops is not None:
@@ -196,6 +199,10 @@ class PreprocessOptions:
             raise ValueError(f"detect_every must be at least 1, not {self.detect_every}")
         if self.min_face is not None and not 0 < self.min_face <= 1:
             raise ValueError(f"min_face is a fraction of the frame's shorter side in (0, 1], not {self.min_face!r}")
+        if self.fps is not None and not float(self.fps) > 0:
+            raise ValueError(f"fps must be a positive frame rate, not {self.fps!r}")
+        if self.resample not in RESAMPLE:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE)}, not {self.resample!r}")
 
     def crop_sets(self) -> dict[str, CropSpec]:
         """This run's crop sets by name, the default first (see `crop_sets`)."""
@@ -227,17 +234,52 @@ class PreprocessReport:
         return not self.failed
 
 
-def align_ratings(rating_times: np.ndarray, ratings: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
-    """Ratings at the frames' time stamps, by linear interpolation between rating steps
-    (held constant before the first and after the last). Returns float32 (T, D)."""
+#: How ratings are carried to the frames' times: ``linear`` interpolation between rating steps, or
+#: ``hold`` (the last step at or before the frame, as a rating holds until the next one).
+RESAMPLE = ("linear", "hold")
+
+
+def _held(rating_times: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+    """Index of the last rating step at or before each frame time (the first step before it)."""
+    return np.clip(np.searchsorted(rating_times, np.asarray(frame_times) + 1e-9, side="right") - 1,
+                   0, len(rating_times) - 1)
+
+
+def align_ratings(rating_times: np.ndarray, ratings: np.ndarray, frame_times: np.ndarray,
+                  method: str = "linear") -> np.ndarray:
+    """Ratings at the frames' time stamps (see `RESAMPLE`), held constant before the first step and
+    after the last. Returns float32 (T, D)."""
+    if method == "hold":
+        return np.asarray(ratings, np.float32)[_held(rating_times, frame_times)]
+    if method != "linear":
+        raise ValueError(f"resample must be one of {', '.join(RESAMPLE)}, not {method!r}")
     return np.stack([np.interp(frame_times, rating_times, ratings[:, d]) for d in range(ratings.shape[1])],
                     axis=1).astype(np.float32)
 
 
-def align_valid(rating_times: np.ndarray, valid: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
-    """Whether each frame's aligned rating comes from valid rating steps only: a frame between two
-    steps is valid when both are (linear interpolation of the 0/1 mask reaches 1). Returns bool (T,)."""
+def align_valid(rating_times: np.ndarray, valid: np.ndarray, frame_times: np.ndarray,
+                method: str = "linear") -> np.ndarray:
+    """Whether each frame's aligned rating comes from valid rating steps only: with ``linear``, a frame
+    between two steps is valid when both are (interpolation of the 0/1 mask reaches 1); with ``hold``,
+    when the step it holds is. Returns bool (T,)."""
+    if method == "hold":
+        return np.asarray(valid, bool)[_held(rating_times, frame_times)]
     return np.interp(frame_times, rating_times, np.asarray(valid, np.float64)) > 1.0 - 1e-9
+
+
+def at_rate(items: Iterable[tuple[float, Any]], rate: float | None) -> Iterator[tuple[float, Any]]:
+    """The (time, frame) pairs a video keeps when subsampled to ``rate`` frames/s: the first frame of
+    every 1/rate-second slot from time 0, so every n-th frame when the video runs at n times ``rate``
+    (otherwise the kept frames are as close to the rate as the video's own frames allow; their true
+    times are kept). ``rate`` None, or at or above the video's rate: every frame."""
+    last = -1
+    for t, frame in items:
+        if rate is not None:
+            slot = math.floor(t * rate + 1e-6)
+            if slot <= last:
+                continue
+            last = slot
+        yield t, frame
 
 
 class NoFaceError(ValueError):
@@ -367,14 +409,16 @@ class _Timeline:
     """A session's frames streamed with their time stamps (seconds from the first frame, or ``k / fps`` where
     the spec fixes the rate, as `emotrack.video.read_video` and `read_frames_dir` give them).
 
-    Iterating yields the frames before ``until`` (the end of the ratings) and records every frame's time,
-    those after ``until`` included (they are decoded, not kept), in ``times``.
+    Iterating yields the frames before ``until`` (the end of the ratings), subsampled to ``rate`` frames/s
+    (see `at_rate`), and records their times in ``kept``, and every frame's time, those after ``until``
+    included (they are decoded, not kept), in ``times``.
     """
 
-    def __init__(self, spec: CorpusSpec, session: Session, until: float):
+    def __init__(self, spec: CorpusSpec, session: Session, until: float, rate: float | None = None):
         v = spec.video
         self.path, self.until = session.video, until
         self.times: list[float] = []
+        self.kept: list[float] = []
         if v.get("kind", "file") == "frames":
             self._frames, times, self.fps = read_frames_dir(session.video, float(v["fps"]), v.get("frames", "*.png"))
             self._times: np.ndarray | None = times
@@ -382,6 +426,8 @@ class _Timeline:
             self._frames, self._times = None, None
             self.fixed = v.get("fps", "from_file") != "from_file"
             self.fps = float(v["fps"]) if self.fixed else video_fps(session.video)
+        # Subsampled only to a rate below the video's own.
+        self.rate = float(rate) if rate is not None and float(rate) < self.fps - 1e-6 else None
 
     def _items(self) -> Iterator[tuple[float, np.ndarray]]:
         if self._frames is not None:
@@ -395,11 +441,16 @@ class _Timeline:
         if start is None:
             raise VideoError(f"video {self.path} holds no decodable frames")
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def _all(self) -> Iterator[tuple[float, np.ndarray]]:
         for t, frame in self._items():
             self.times.append(t)
             if t < self.until:
-                yield frame
+                yield t, frame
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for t, frame in at_rate(self._all(), self.rate):
+            self.kept.append(t)
+            yield frame
 
 
 def _declared_fps(spec: CorpusSpec, session: Session) -> float:
@@ -456,23 +507,24 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
     if source is not None and not has_audio_stream(source):
         read_audio(source)  # raises the AudioError that says what is wrong with the file
 
-    timeline = _Timeline(spec, info, until=ratings_end)
+    timeline = _Timeline(spec, info, until=ratings_end, rate=options.fps)
     select = info.face_select or options.select
     crops, present, boxes = face_crops(timeline, detector, options, video_path, select=select)
-    times, fps = np.asarray(timeline.times, np.float64), timeline.fps
-    video_end = times[-1] + 1.0 / fps
+    times, video_rate = np.asarray(timeline.times, np.float64), timeline.fps
+    fps = timeline.rate or video_rate  # the stored frames' rate
+    video_end = times[-1] + 1.0 / video_rate
     if abs(video_end - ratings_end) > options.max_length_mismatch_s:
         raise RatingsError(f"video {video_path} lasts {video_end:.2f} s but rating file {ratings_files} "
                            f"covers {ratings_end:.2f} s (tolerance {options.max_length_mismatch_s} s); "
                            f"check that they belong to the same session")
-    frame_times = times[times < ratings_end]
+    frame_times = np.asarray(timeline.kept, np.float64)
     audio, audio_info = None, False
     if source is not None:
         audio, audio_info = session_audio(source, frame_times, fps, video_end, own_track,
                                           options.max_length_mismatch_s)
 
-    aligned = align_ratings(track.times, track.values, frame_times)
-    valid = align_valid(track.times, track.valid, frame_times)
+    aligned = align_ratings(track.times, track.values, frame_times, options.resample)
+    valid = align_valid(track.times, track.valid, frame_times, options.resample)
     subject = track.subject or info.subject
     (default, frames), *others = crops.items()
 
@@ -493,7 +545,11 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
     return {
         "session": info.session, "subject": subject, "partition": info.partition,
         "file": f"sessions/{target.name}", "sha256": _sha256(target), "num_frames": int(len(frame_times)),
-        "fps": float(fps), "rating_rate": track.rate_hz, "duration_s": float(video_end),
+        "fps": float(fps), "video_fps": float(video_rate), "rating_rate": track.rate_hz,
+        "duration_s": float(video_end),
+        # Within the tolerance, the longer of video and ratings is cut to the shorter: how much, in s.
+        "trimmed_s": {"video": round(max(0.0, video_end - ratings_end), 6),
+                      "ratings": round(max(0.0, ratings_end - video_end), 6)},
         "face_fraction": float(present.mean()), "rating_valid_fraction": float(valid.mean()),
         "video": str(video_path), "ratings": sorted({str(p) for p in info.ratings.values()}),
         "audio": audio_info,
@@ -783,6 +839,10 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
         if status == "done":
             results[info.session] = item
             journal.add(item)
+            for part, seconds in item.get("trimmed_s", {}).items():
+                if seconds * item["fps"] >= 1.0:
+                    log(f"session {info.session}: the last {seconds:.2f} s of its {part} were cut to the "
+                        f"{'ratings' if part == 'video' else 'video'}' length (within the tolerance)")
         else:
             errors[info.session] = item
             log(f"session {info.session} failed and was skipped: {item['error']}")

@@ -12,8 +12,8 @@ from PIL import Image
 from emotrack.cli import main
 from emotrack.data import load_sessions, read_manifest, session_arrays
 from emotrack.faces import CropSpec, box_iou, crop_face, crop_faces
-from emotrack.preprocess import (PreprocessOptions, align_ratings, align_valid, audio_source, crop_set, merge_shards,
-                                 parse_crops, preprocess_corpus, shard_manifest_name)
+from emotrack.preprocess import (PreprocessOptions, align_ratings, align_valid, at_rate, audio_source, crop_set,
+                                 merge_shards, parse_crops, preprocess_corpus, shard_manifest_name)
 from emotrack.specs import Session, discover, load_spec
 from emotrack.video import read_video
 
@@ -394,3 +394,74 @@ def test_a_run_trains_and_evaluates_on_the_crop_set_data_crops_names(per_frame_t
     table = pd.read_csv(run / "predictions.csv")
     frames = sum(len(s["frames"]) for p in ("devel", "test") for s in session_arrays(per_frame_tfr, p))
     assert len(table) == frames and np.isfinite(table.filter(like="pred").to_numpy()).all()
+
+
+def test_ratings_hold_or_interpolate_between_rating_steps():
+    times, values, valid = np.array([0.0, 0.1, 0.2]), np.array([[0.0], [1.0], [-1.0]]), np.array([1, 0, 1], bool)
+    frames = np.array([0.0, 0.05, 0.1, 0.15, 0.25])
+    np.testing.assert_allclose(align_ratings(times, values, frames)[:, 0], [0.0, 0.5, 1.0, 0.0, -1.0], atol=1e-6)
+    np.testing.assert_allclose(align_ratings(times, values, frames, "hold")[:, 0], [0.0, 0.0, 1.0, 1.0, -1.0])
+    assert align_valid(times, valid, frames).tolist() == [True, False, False, False, True]
+    assert align_valid(times, valid, frames, "hold").tolist() == [True, True, False, False, True]
+    with pytest.raises(ValueError, match="resample must be one of linear, hold"):
+        PreprocessOptions(resample="nearest")
+
+
+def test_at_rate_keeps_the_first_frame_of_every_slot():
+    fifty = [(k / 50, k) for k in range(50)]
+    assert [f for _, f in at_rate(fifty, 10.0)] == list(range(0, 50, 5))
+    assert [f for _, f in at_rate(fifty, None)] == list(range(50))
+    kept = [t for t, _ in at_rate([(k / 25, k) for k in range(25)], 10.0)]
+    assert len(kept) == 10 and all(j / 10 <= t < (j + 1) / 10 for j, t in enumerate(kept))
+
+
+@pytest.fixture(scope="module")
+def five_fps_tfr(tiny_corpus, tmp_path_factory):
+    """The tiny corpus (10 fps) preprocessed with --fps 5."""
+    out = tmp_path_factory.mktemp("tfr_5fps")
+    report = preprocess_corpus("generic", tiny_corpus, out, PreprocessOptions(fps=5.0), progress=False)
+    assert report.ok, report.failed
+    return out
+
+
+def test_fps_keeps_every_other_frame_with_its_ratings_and_audio(tiny_tfr, five_fps_tfr):
+    entries = read_manifest(five_fps_tfr)["sessions"]
+    full = {s["session"]: s for s in session_arrays(tiny_tfr)}
+    assert read_manifest(five_fps_tfr)["audio"]["samples_per_frame"] == 3200
+    for entry, s in zip(entries, session_arrays(five_fps_tfr)):
+        ref = full[s["session"]]
+        assert entry["fps"] == 5.0 and entry["video_fps"] == 10.0 and float(s["fps"]) == 5.0
+        assert entry["num_frames"] == len(s["frames"]) == len(ref["frames"]) // 2
+        np.testing.assert_allclose(s["time"], ref["time"][::2], atol=1e-6)
+        np.testing.assert_array_equal(s["ratings"], ref["ratings"][::2])
+        # A 5 fps frame's audio is the 0.2 s from its time: the audio of two 10 fps frames.
+        np.testing.assert_allclose(s["audio"], ref["audio"].reshape(-1, 3200), atol=1e-5)
+
+
+def test_a_run_on_subsampled_frames_predicts_every_video_frame(tiny_corpus, five_fps_tfr, tmp_path):
+    from emotrack.predict import predict_video
+    from emotrack.train import train
+
+    run = train("huang2018-convlstm", five_fps_tfr, tmp_path / "run", verbose=0, overrides=[
+        "train.epochs=1", "data.window=4", "data.hop=4", "data.batch_size=4", "data.label_delay_s=0.4",
+        "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"])
+    video = tiny_corpus / "videos" / "S02.mp4"
+    table = predict_video(run, video, tmp_path / "va.csv").table
+    times = read_video(video)[1]
+    assert len(table) == len(times) == 40
+    np.testing.assert_allclose(table["time"], np.arange(40) / 10, atol=1e-5)
+    assert np.isfinite(table[["arousal", "valence"]].to_numpy()).all() and table["face_present"].mean() > 0.9
+
+
+def test_video_longer_than_its_ratings_is_cut_and_reported(tiny_corpus, tmp_path):
+    root = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, root)
+    ratings = root / "ratings" / "S03.csv"
+    rows = ratings.read_text().splitlines()
+    ratings.write_text("\n".join(rows[:-5]) + "\n")  # 0.5 s shorter than the video: within 1 s
+    messages = []
+    report = preprocess_corpus("generic", root, tmp_path / "tfr", progress=False, log=messages.append)
+    assert report.ok, report.failed
+    entry = next(e for e in report.done if e["session"] == "S03")
+    assert entry["trimmed_s"] == {"video": pytest.approx(0.5), "ratings": 0.0} and entry["num_frames"] == 35
+    assert any("S03: the last 0.50 s of its video were cut to the ratings' length" in m for m in messages)
