@@ -1,6 +1,8 @@
-"""Throughput of each stage on a small synthetic corpus; prints frames per second.
+"""Throughput of each stage on a small synthetic corpus; prints frames per second (and clips per
+second where the stage works on clips), so that the input pipeline can be seen not to limit training.
 
-Run with `make bench`. Figures depend on the machine; nothing here is asserted.
+Run with `make bench` (which then runs `bench_predict.py`, prediction end to end). Figures depend on
+the machine; nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -31,33 +33,39 @@ def main() -> None:
 
         start = time.perf_counter()
         preprocess_corpus("generic", root, tfr, progress=False)
-        print(f"preprocess  {frames / (time.perf_counter() - start):8.1f} frames/s  (decode + MTCNN batch 32 + "
-              f"crop 112x112 gray + PNG + TFRecord)")
+        print(f"preprocess  {frames / (time.perf_counter() - start):8.1f} frames/s  (decode + face tracker + "
+              f"crop 112x112 gray + JPEG + audio + TFRecord)")
 
         ds = training_windows(tfr, "train", window=8, hop=8, batch_size=8, label_delay_s=2.0, cache=False)
-        start, count = time.perf_counter(), 0
+        start, count, clips = time.perf_counter(), 0, 0
         for x, _, _ in ds:
             count += int(x.shape[0]) * int(x.shape[1])
-        print(f"tf.data     {count / (time.perf_counter() - start):8.1f} frames/s  (windows of 8, from TFRecords)")
+            clips += int(x.shape[0])
+        seconds = time.perf_counter() - start
+        print(f"tf.data     {count / seconds:8.1f} frames/s  {clips / seconds:7.1f} clips/s  (clips of 8 frames, "
+              f"batches of 8, from TFRecords, no cache)")
 
         model = build_model("huang2018-convlstm", filters=(8, 16, 16, 16), dense_units=64)
         model.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss=CCCLoss())
         batches = list(training_windows(tfr, "train", window=8, hop=8, batch_size=8, label_delay_s=2.0)
                        .map(lambda x, y, w: (x, y[..., :2], w)))
         model.train_on_batch(*batches[0])
-        start, count = time.perf_counter(), 0
+        start, count, clips = time.perf_counter(), 0, 0
         for x, y, w in batches:
             model.train_on_batch(x, y, sample_weight=w)
             count += int(x.shape[0]) * int(x.shape[1])
-        print(f"train step  {count / (time.perf_counter() - start):8.1f} frames/s  (huang2018-convlstm, CPU demo "
-              f"size, batch 8 x 8 frames)")
+            clips += int(x.shape[0])
+        seconds = time.perf_counter() - start
+        print(f"train step  {count / seconds:8.1f} frames/s  {clips / seconds:7.1f} clips/s  (huang2018-convlstm, "
+              f"CPU demo size, batch 8 x 8 frames)")
 
         session = session_arrays(tfr, "test")[0]
         predict_session(model, session["frames"][:8], chunk=600)
         start = time.perf_counter()
         predict_session(model, session["frames"], chunk=600)
         n = len(session["frames"])
-        print(f"predict     {n / (time.perf_counter() - start):8.1f} frames/s  (whole session of {n} frames)")
+        print(f"predict     {n / (time.perf_counter() - start):8.1f} frames/s  (the model alone, on the stored crops "
+              f"of a whole session of {n} frames)")
 
 
 if __name__ == "__main__":

@@ -261,13 +261,14 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     """
     from .models import load_model
     from .postprocess import PostProcessingChain, raw_and_post_processed_metrics
+    from .predict import CompiledModel
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     model_path = run_dir / checkpoint
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} does not exist; has `emotrack train` finished for {run_dir}?")
-    model = load_model(model_path)
+    model = CompiledModel.wrap(load_model(model_path))  # one traced graph: the numbers of the model, faster
     targets = config["targets"]
     partitions = partitions or config["evaluate"]["partitions"]
     postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")

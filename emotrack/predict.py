@@ -165,6 +165,11 @@ class CompiledModel:
             if len(specs) == 1 else None
         self._layers = None
 
+    def __getattr__(self, name):
+        if name == "model":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.model, name)  # name, inputs, outputs, ... of the wrapped model
+
     def __call__(self, x, training: bool = False):
         if self._call is None or training:
             return self.model(x, training=training)
