@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 DEMO := demo
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv install demo test test-slow test-all bench bench-preprocess clean
+.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,12 +40,18 @@ test-slow: install
 test-all: install
 	$(BIN)/pytest -q -m "slow or not slow"
 
+# Each stage's throughput, then `emotrack predict` end to end against its real-time targets.
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_predict.py
 
 # Face pipeline on a 640x360 face video: frames/s end to end and agreement with per-frame MTCNN.
 bench-preprocess: install
 	$(BIN)/python benchmarks/bench_preprocess.py
+
+# emotrack predict on a face video: frames/s of each model family against the real-time target.
+bench-predict: install
+	$(BIN)/python benchmarks/bench_predict.py
 
 clean:
 	rm -rf build *.egg-info $(DEMO)

@@ -36,6 +36,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -47,32 +48,41 @@ WIDTH, HEIGHT, FPS = 640, 360, 30
 AGREE_IOU = 0.7
 
 
-def make_video(path: Path, frames: int = 300, seed: int = 0) -> None:
-    """The benchmark video: subject A panning (40 %), covered camera (5 %), subject B panning and
-    leaning in (the rest); written to ``path`` as H.264 with PyAV."""
-    import av
+def scene_parts(frames: int, fps: float = FPS, seed: int = 0) -> tuple[int, int, int]:
+    """Frames of the benchmark scene's three parts: subject A, covered camera, subject B."""
+    first = int(frames * 0.4)
+    covered = max(int(frames * 0.05), 1)
+    return first, covered, frames - first - covered
 
+
+def scene_frames(frames: int, fps: float = FPS, seed: int = 0) -> Iterator[np.ndarray]:
+    """The benchmark scene, 640x360 RGB: subject A panning (40 %), covered camera (5 %), subject B
+    panning and leaning in (the rest)."""
     from emotrack.synth import iter_session_frames
 
     rng = np.random.default_rng(seed)
-    first = int(frames * 0.4)
-    covered = max(int(frames * 0.05), 1)
-    second = frames - first - covered
-    seconds = max(first, second) / FPS + 1.0
+    first, covered, second = scene_parts(frames, fps, seed)
+    seconds = max(first, second) / fps + 1.0
 
     def panned(session: int, count: int, amplitude: float, period_s: float, zoom: float):
         """Frames of one synthetic session, shifted along a slow sine (a head moving across the frame)."""
-        source = iter_session_frames(seed, session, seconds=seconds, fps=FPS, width=WIDTH, height=HEIGHT)
+        source = iter_session_frames(seed, session, seconds=seconds, fps=fps, width=WIDTH, height=HEIGHT)
         for k, item in zip(range(count), source):
-            t = k / FPS
+            t = k / fps
             dx = amplitude * np.sin(2 * np.pi * t / period_s)
             dy = 0.15 * amplitude * np.sin(2 * np.pi * t / (0.7 * period_s))
-            scale = 1.0 + zoom * np.sin(np.pi * t / (count / FPS))
+            scale = 1.0 + zoom * np.sin(np.pi * t / (count / fps))
             yield _shift_zoom(item.image, dx, dy, scale)
 
-    def dark(count: int):
-        for _ in range(count):
-            yield np.clip(rng.normal(20, 6, size=(HEIGHT, WIDTH, 3)), 0, 255).astype(np.uint8)
+    yield from panned(0, first, 110.0, 4.0, 0.0)
+    for _ in range(covered):
+        yield np.clip(rng.normal(20, 6, size=(HEIGHT, WIDTH, 3)), 0, 255).astype(np.uint8)
+    yield from panned(3, second, 90.0, 3.0, 0.25)
+
+
+def make_video(path: Path, frames: int = 300, seed: int = 0) -> None:
+    """The benchmark video (`scene_frames`), written to ``path`` as H.264 with PyAV."""
+    import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.mp4")
@@ -80,16 +90,21 @@ def make_video(path: Path, frames: int = 300, seed: int = 0) -> None:
         stream = container.add_stream("libx264", rate=Fraction(FPS))
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
-        count = 0
-        parts = (panned(0, first, 110.0, 4.0, 0.0), dark(covered), panned(3, second, 90.0, 3.0, 0.25))
-        for part in parts:
-            for image in part:
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts = count
-                container.mux(stream.encode(frame))
-                count += 1
+        for count, image in enumerate(scene_frames(frames, FPS, seed)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = count
+            container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     os.replace(tmp, path)
+
+
+def cached_video(cache: Path, frames: int) -> Path:
+    """The benchmark video of ``frames`` frames, made once in ``cache``."""
+    video = cache / f"faces-{WIDTH}x{HEIGHT}-{frames}.mp4"
+    if not video.is_file():
+        print(f"making {video} ...")
+        make_video(video, frames)
+    return video
 
 
 def _shift_zoom(image: np.ndarray, dx: float, dy: float, scale: float) -> np.ndarray:
@@ -282,12 +297,7 @@ def main() -> None:
     if args.min_face is None:
         args.min_face = PreprocessOptions().min_face
 
-    video = args.video
-    if video is None:
-        video = args.cache / f"faces-{WIDTH}x{HEIGHT}-{args.frames}.mp4"
-        if not video.is_file():
-            print(f"making {video} ...")
-            make_video(video, args.frames)
+    video = args.video or cached_video(args.cache, args.frames)
 
     start = time.perf_counter()
     frames, _, fps = read_video(video)

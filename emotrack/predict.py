@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .audio import AudioError, has_audio_stream, session_audio
+from .audio import AUDIO_RATE, AudioError, has_audio_stream, samples_per_frame, session_audio
 from .data import delay_frames
 from .evaluate import predict_frames, undo_label_delay
 from .faces import CropSpec, Face, FaceDetector, FaceTracker, crop_faces
@@ -368,6 +368,13 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     video_rate = fps
     if options.fps is not None and options.fps < video_rate - 1e-6:
         fps = float(options.fps)
+    if "audio" in inputs:
+        wanted = next(int(t.shape[-1]) for t in model.inputs if len(t.shape) == 3)  # (batch, time, samples)
+        if samples_per_frame(fps) != wanted:
+            rate = AUDIO_RATE / wanted
+            raise AudioError(f"the model of {run_dir} takes {wanted} audio samples per frame, as its data had at "
+                             f"{rate:g} fps, but {video} runs at {fps:g} fps ({samples_per_frame(fps)} samples); "
+                             f"re-encode it at the run's rate, e.g. `ffmpeg -i {video.name} -r {rate:g} out.mp4`")
     streamed, cropped = "audio" not in inputs, "video" in inputs
     block_frames = DEFAULT_BLOCK_FRAMES if block_frames is None else block_frames
     blocks = BlockPredictor(model, config, fps, block_frames) if streamed else None

@@ -143,6 +143,29 @@ def test_speech_network_on_stored_audio(tiny_tfr, tmp_path):
         assert len(rows) == len(s["frames"]) and np.isfinite(rows["pred_arousal"]).all()
 
 
+def test_speech_network_predicts_a_video_as_evaluation_does_and_names_a_wrong_frame_rate(
+        tiny_corpus, tiny_tfr, tmp_path):
+    from emotrack.audio import AudioError
+    from emotrack.predict import predict_video
+    from emotrack.synth import synthesize_corpus
+
+    run = _train("tzirakis2017-audio-seq75", tiny_tfr, tmp_path / "a", SPEECH)
+    CliRunner().invoke(main, ["evaluate", str(run), "--postprocessing", "none"])
+    session = session_arrays(tiny_tfr, "test")[0]["session"]
+    table = predict_video(run, tiny_corpus / "videos" / f"{session}.mp4", postprocess=False).table
+    evaluated = pd.read_csv(run / "predictions.csv").query("session == @session")
+    # The sound track of the corpus video, decoded and cut per frame as preprocessing stored it.
+    assert len(table) == len(evaluated)
+    np.testing.assert_allclose(table[["arousal", "valence"]].to_numpy(),
+                               evaluated[["pred_arousal", "pred_valence"]].to_numpy(), atol=1e-4)
+    other = tmp_path / "25fps"
+    synthesize_corpus(other, sessions=3, seconds=1.0, fps=25.0, progress=False)
+    video = next((other / "videos").glob("*.mp4"))
+    with pytest.raises(AudioError, match=r"takes 1600 audio samples per frame, as its data had at 10 fps, but .* "
+                                         r"runs at 25 fps \(640 samples\); re-encode it at the run's rate"):
+        predict_video(run, video)
+
+
 @pytest.mark.slow
 def test_speech_visual_and_staged_multimodal_networks(tiny_rgb_tfr, tmp_path):
     """Tzirakis 2017: the speech network on the stored audio frames (10 fps: 1600 samples per
