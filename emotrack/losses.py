@@ -199,7 +199,8 @@ class StreamingCCC(keras.metrics.Metric):
     """CCC accumulated over batches, equal to the CCC over the whole set (``aggregation="concat"``).
 
     Keeps per dimension the weighted count and the sums of y_true, y_pred, their squares and their
-    product, in float64 (raw power sums, which float32 would make lose the variance of a long set).
+    product, in float64 (raw power sums, which float32 would make lose the variance of a long set; on
+    the JAX backend float64 needs ``JAX_ENABLE_X64=1``, else JAX keeps them in float32).
     Sums add up across devices: under a ``tf.distribute`` strategy with several replicas (or
     workers) the result read at the end of an epoch is that of all their batches together.
 
