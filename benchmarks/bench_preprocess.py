@@ -37,7 +37,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -81,21 +80,11 @@ def scene_frames(frames: int, fps: float = FPS, seed: int = 0) -> Iterator[np.nd
 
 
 def make_video(path: Path, frames: int = 300, seed: int = 0) -> None:
-    """The benchmark video (`scene_frames`), written to ``path`` as H.264 with PyAV."""
-    import av
+    """The benchmark video (`scene_frames`), written to ``path`` as H.264."""
+    from emotrack.video import write_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.mp4")
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(FPS))
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
-        for count, image in enumerate(scene_frames(frames, FPS, seed)):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = count
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    os.replace(tmp, path)
+    write_video(path, scene_frames(frames, FPS, seed), FPS, quality=18)
 
 
 def cached_video(cache: Path, frames: int) -> Path:

@@ -132,3 +132,46 @@ def read_frames_dir(path: str | Path, fps: float, pattern: str = "*.png") -> tup
         frames.append(frame)
     index = np.array([int(p.stem) for p in files] if numbered else range(len(files)), dtype=np.float64)
     return np.stack(frames), index / float(fps), float(fps)
+
+
+def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", quality: int | None = None) -> Path:
+    """Encode RGB frames (uint8 (H, W, 3) each, an array or any iterable) into a video file with PyAV,
+    at a constant ``fps``, written under a temporary name and renamed when complete.
+
+    Args:
+        codec: ``libx264`` (H.264, in .mp4) or ``mpeg4`` (MPEG-4 part 2, what Xvid writes, in .avi).
+        quality: H.264's CRF (0-51, lower is better; default 18) or MPEG-4's qscale (1-31; default 2).
+    Returns:
+        ``path``.
+    """
+    import os
+    from fractions import Fraction
+
+    import av
+
+    path = Path(path)
+    if codec not in ("libx264", "mpeg4"):
+        raise ValueError(f"codec must be 'libx264' or 'mpeg4', not {codec!r}")
+    rate = Fraction(fps).limit_denominator(1001)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = None
+            for k, image in enumerate(frames):
+                if stream is None:
+                    stream = container.add_stream(codec, rate=rate)
+                    stream.height, stream.width = image.shape[:2]
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = ({"crf": str(18 if quality is None else quality), "preset": "veryfast",
+                                       "threads": "1"} if codec == "libx264"
+                                      else {"qscale": str(2 if quality is None else quality)})
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts, frame.time_base = k, 1 / rate
+                container.mux(stream.encode(frame))
+            if stream is None:
+                raise ValueError(f"no frames to write to {path}")
+            container.mux(stream.encode(None))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

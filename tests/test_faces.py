@@ -5,7 +5,6 @@ The face is the public-domain portrait of Grace Hopper that matplotlib ships; MT
 in its wheel) finds it at (178, 110, 173, 220) in the 512x600 photograph.
 """
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -114,22 +113,8 @@ def test_two_faces_select_largest_left_right(photo):
         FaceDetector(select="biggest")
 
 
-def write_video(path, frames, fps=25):
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.options = {"crf": "14", "preset": "veryfast", "threads": "1"}
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-
-
 def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
-    from emotrack.video import iter_frames, read_video
+    from emotrack.video import iter_frames, read_video, write_video
 
     head = scaled(photo[40:420, 100:430], 0.4)  # 152x132, the face about 70x88
     canvas = background(240, 320)
@@ -138,7 +123,7 @@ def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
               + [(180 - 4 * i, 80) for i in range(13)] + [None] * 3 + [(60 + 2 * i, 50) for i in range(9)])
     frames = [paste(canvas, head, *p) if p is not None else np.full_like(canvas, 30) for p in places]
     video = tmp_path / "moving.mp4"
-    write_video(video, frames)
+    write_video(video, frames, 25, quality=14)
 
     tracker = FaceTracker(every=5, min_face=0.2, batch_size=10, read_ahead=8)
     pairs = list(tracker.track(iter_frames(video), frame=lambda item: item[1]))

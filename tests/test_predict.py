@@ -3,7 +3,6 @@ one row per decoded frame; the overlay video; bounded memory; clear errors."""
 
 import threading
 import weakref
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -18,7 +17,7 @@ from emotrack.models import build_model, load_model
 from emotrack.postprocess import PostProcessingChain
 from emotrack.predict import BlockPredictor, CompiledModel, apply_postprocessing, predict_video, run_preprocessing
 from emotrack.train import load_run_config, train
-from emotrack.video import read_video
+from emotrack.video import read_video, write_video
 
 # tests/test_train.py's tiny ConvLSTM, one epoch; prediction pieces of 8 frames, so that a 40-frame video
 # is predicted in several blocks.
@@ -35,20 +34,6 @@ def _decoded(path):
         rate, size = stream.average_rate, (stream.width, stream.height)
     times = np.array([t for t, _ in frames]) - frames[0][0]
     return times, np.stack([f for _, f in frames]), rate, size
-
-
-def _write_video(path, images, fps):
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.height, stream.width = images[0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12", "threads": "1"}
-        for k, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = k, 1 / rate
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def _preprocessed(frames, finder, options):
@@ -177,7 +162,7 @@ def _face_video(tiny_corpus, tmp_path, fps=25.0, count=60, blank=(range(0, 5), r
     for span in blank:
         for k in span:
             images[k] = np.full_like(images[k], 128)
-    return _write_video(tmp_path / "gaps.mp4", images, fps)
+    return write_video(tmp_path / "gaps.mp4", images, fps, quality=12)
 
 
 def test_frames_without_a_face_and_bounded_frames_in_memory(run, tiny_corpus, tmp_path, monkeypatch):
@@ -336,7 +321,7 @@ def test_errors_are_clear(run, tiny_corpus, tmp_path):
     result = runner.invoke(main, ["predict", str(run), str(bad), "--out", str(out)])
     assert result.exit_code == 1 and "broken.mp4" in result.output
 
-    faceless = _write_video(tmp_path / "faceless.mp4", [np.full((128, 160, 3), 90, np.uint8)] * 12, 10)
+    faceless = write_video(tmp_path / "faceless.mp4", [np.full((128, 160, 3), 90, np.uint8)] * 12, 10, quality=12)
     result = runner.invoke(main, ["predict", str(run), str(faceless), "--out", str(out), "--quiet"])
     assert result.exit_code == 1 and "no face found in any frame of" in result.output
     assert "faceless.mp4" in result.output

@@ -7,7 +7,6 @@ without face detection; three run the whole preprocessing (recola-avec2016, affw
 
 import json
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +17,13 @@ from emotrack.cli import main
 from emotrack.data import read_manifest, session_arrays, training_windows
 from emotrack.specs import (LayoutError, RatingsError, SpecError, builtin_specs, describe_specs, discover,
                             load_spec, read_arff, read_ratings, with_overrides)
-from emotrack.video import read_frames_dir, read_video, video_fps
+from emotrack.video import read_frames_dir, read_video, video_fps, write_video
 
 FPS = 25.0
 SECONDS = 2.0
 FRAMES = int(SECONDS * FPS)  # 50
 W, H = 160, 128
 SPECS = ["afew-va", "affwild2-va", "generic", "recola", "recola-avec2016", "semaine-avec2012", "sewa-avec2017"]
-
-
-def _encode(path: Path, frames: np.ndarray, fps: float, codec: str = "libx264") -> Path:
-    """A small real video: H.264 in MP4, or MPEG-4 part 2 (what Xvid writes) in AVI."""
-    import av
-
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "12", "threads": "1"} if codec == "libx264" else {"qscale": "2"}
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, 1 / rate
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +34,9 @@ def clips(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("clips")
     a, b = (np.stack([f.image for f in iter_session_frames(5, i, SECONDS, FPS, W, H)]) for i in (0, 1))
-    return {"frames_a": a, "a": _encode(folder / "a.mp4", a, FPS), "b": _encode(folder / "b.mp4", b, FPS),
-            "a_avi20": _encode(folder / "a20.avi", a[:40], 20.0, codec="mpeg4"),
-            "pair": _encode(folder / "pair.mp4", np.concatenate([a, b], axis=2), FPS)}
+    return {"frames_a": a, "a": write_video(folder / "a.mp4", a, FPS, quality=12), "b": write_video(folder / "b.mp4", b, FPS, quality=12),
+            "a_avi20": write_video(folder / "a20.avi", a[:40], 20.0, codec="mpeg4"),
+            "pair": write_video(folder / "pair.mp4", np.concatenate([a, b], axis=2), FPS, quality=12)}
 
 
 def _wav(path: Path, seconds: float, freq: float, rate: int = 16000) -> Path:
