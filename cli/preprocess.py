@@ -7,26 +7,21 @@ import sys
 import click
 
 
-def _crops(ctx, param, value):
-    if value is None:
-        return None
-    from ..preprocess import parse_crops
+def _parsed(parser_name: str):
+    """A click callback that parses an option's text with ``emotrack.preprocess.<parser_name>`` (None
+    stays None), a parse error becoming click's usage error for that option."""
 
-    try:
-        return parse_crops(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from err
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        from .. import preprocess
 
+        try:
+            return getattr(preprocess, parser_name)(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
 
-def _shard(ctx, param, value):
-    if value is None:
-        return None
-    from ..preprocess import parse_shard
-
-    try:
-        return parse_shard(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from err
+    return callback
 
 
 @click.command()
@@ -38,7 +33,7 @@ def _shard(ctx, param, value):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for TFRecords + manifest.json.")
 @click.option("--size", default=112, show_default=True, type=click.IntRange(16), help="Face crop side in pixels.")
 @click.option("--color/--gray", default=False, show_default=True, help="RGB or gray face crops.")
-@click.option("--crops", default=None, callback=_crops, metavar="SETS",
+@click.option("--crops", default=None, callback=_parsed("parse_crops"), metavar="SETS",
               help="Crop sets cut in one pass, comma-separated, instead of --size/--color: huang2018 (112x112 gray), "
                    "tzirakis2017 (96x96 RGB), teixeira2021 (100x80 RGB), astnet (224x224 RGB) or HxW[gray|rgb]. "
                    "The first is stored as the records' frames, every other as frames_<name>.")
@@ -76,7 +71,7 @@ def _shard(ctx, param, value):
                    "has audio (the spec's audio files, else the videos' sound tracks).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
               help="Sessions preprocessed in parallel, one process (and face detector) each.")
-@click.option("--shard", default=None, callback=_shard, metavar="I/N",
+@click.option("--shard", default=None, callback=_parsed("parse_shard"), metavar="I/N",
               help="Take sessions I, I+N, I+2N, ... of the corpus (e.g. 0/4 on the first of four machines); "
                    "writes manifest.shard-I-of-N.json, merged into manifest.json when all N parts are in --out.")
 @click.option("--merge-shards", is_flag=True,

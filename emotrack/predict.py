@@ -55,7 +55,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import uuid
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,8 @@ from .audio import AUDIO_RATE, AudioError, has_audio_stream, samples_per_frame, 
 from .data import delay_frames
 from .evaluate import predict_frames, undo_label_delay
 from .faces import CropSpec, Face, FaceDetector, FaceTracker, crop_faces
-from .preprocess import NoFaceError, PreprocessOptions, at_rate, find_faces
+from .files import atomic_path, temporary_path
+from .preprocess import NoFaceError, PreprocessOptions, align_ratings, at_rate, find_faces, held_index
 from .tfrecord import encode_image
 from .train import clip_hop, load_run_config
 from .video import VideoError, iter_frames, video_fps
@@ -293,11 +293,6 @@ class VideoPrediction:
     crops_held: int = 0
 
 
-def _temporary(path: Path) -> Path:
-    """A hidden, unique name beside ``path`` with its suffix (the format of a video is guessed from it)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-
 def apply_postprocessing(chain, pred: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
     """A fitted `emotrack.postprocess.PostProcessingChain` applied to one video's (T, D) prediction at
     the rate the chain was fitted at: when the video's frame rate differs, the prediction is resampled
@@ -306,9 +301,8 @@ def apply_postprocessing(chain, pred: np.ndarray, times: np.ndarray, fps: float)
     if math.isclose(fps, chain.rate_hz, rel_tol=1e-6):
         return np.asarray(chain.apply(pred, fps), np.float32)
     grid = np.arange(0.0, times[-1] + 0.5 / chain.rate_hz, 1.0 / chain.rate_hz)
-    resampled = np.stack([np.interp(grid, times, pred[:, d]) for d in range(pred.shape[1])], axis=1)
-    out = chain.apply(resampled, chain.rate_hz)
-    return np.stack([np.interp(times, grid, out[:, d]) for d in range(pred.shape[1])], axis=1).astype(np.float32)
+    out = chain.apply(align_ratings(times, pred, grid), chain.rate_hz)
+    return align_ratings(grid, out, times)
 
 
 def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | None = None,
@@ -443,8 +437,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
         # Back to every frame: predictions interpolated between the frames the model saw, the face of
         # the last frame seen held.
         all_times = np.asarray(every_time, np.float64) - every_time[0]
-        pred = np.stack([np.interp(all_times, times_arr, pred[:, k]) for k in range(pred.shape[1])], axis=1)
-        held = np.clip(np.searchsorted(times_arr, all_times + 1e-9, side="right") - 1, 0, len(times_arr) - 1)
+        pred = align_ratings(times_arr, pred, all_times)
+        held = held_index(times_arr, all_times)
         present_arr, boxes_arr, times_arr, fps = present_arr[held], boxes_arr[held], all_times, video_rate
     table = pd.DataFrame({"time": np.round(times_arr, 6)})
     for k, name in enumerate(config["targets"]):
@@ -454,12 +448,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
                              crops_held=blocks.held_max if blocks is not None else len(kept))
     if out_csv is not None:
         out_csv = Path(out_csv)
-        tmp = _temporary(out_csv)
-        try:
+        with atomic_path(out_csv, keep_suffix=True) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6f")
-            os.replace(tmp, out_csv)
-        finally:
-            tmp.unlink(missing_ok=True)
         result.csv = out_csv
     if overlay is not None:
         result.overlay = write_overlay(video, overlay, table, result.boxes, config["targets"])
@@ -569,7 +559,7 @@ def write_overlay(video: str | Path, out: str | Path, table: pd.DataFrame, boxes
         raise ValueError(f"the overlay needs arousal and valence predictions; the run predicts {targets}")
     va = table[["valence", "arousal"]].to_numpy(np.float32)
     present = table["face_present"].to_numpy().astype(bool)
-    tmp = _temporary(out)
+    tmp = temporary_path(out, keep_suffix=True)
     try:
         source = av.open(str(video))
     except (av.error.FFmpegError, OSError) as err:

@@ -85,7 +85,6 @@ import math
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +94,7 @@ import numpy as np
 from . import __version__
 from .audio import AUDIO_RATE, AudioError, has_audio_stream, read_audio, session_audio
 from .faces import CROP_SPECS, SELECT, CropSpec, Face, FaceDetector, FaceTracker, choose_face, crop_faces, read_ahead
+from .files import atomic_path
 from .specs import (CorpusSpec, PathTemplate, RatingsError, RatingTrack, Session, SpecError, discover, load_spec,
                     read_partitions, read_ratings, with_overrides)
 from .tfrecord import IMAGE_FORMATS, EncodedFrames, encode_image
@@ -106,9 +106,9 @@ _SHARD_PART = re.compile(r"manifest\.shard-(\d+)-of-(\d+)\.json")
 _CUSTOM_CROP = re.compile(r"(\d+)x(\d+)(gray|rgb)?")
 
 __all__ = ["MANIFEST", "AudioError", "NoFaceError", "PreprocessOptions", "PreprocessReport", "RatingsError",
-           "align_ratings", "align_valid", "crop_set", "crop_sets", "face_crops", "find_faces", "merge_shards", "parse_crops",
-           "parse_shard", "preprocess_corpus", "process_session", "read_partitions", "read_ratings",
-           "shard_manifest_name"]
+           "align_ratings", "align_valid", "at_rate", "crop_set", "crop_sets", "face_crops", "find_faces", "held_index",
+           "merge_shards", "parse_crops", "parse_shard", "preprocess_corpus", "process_session", "read_partitions",
+           "read_ratings", "shard_manifest_name"]
 
 
 def crop_set(name: str) -> tuple[str, CropSpec]:
@@ -239,10 +239,10 @@ class PreprocessReport:
 RESAMPLE = ("linear", "hold")
 
 
-def _held(rating_times: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
-    """Index of the last rating step at or before each frame time (the first step before it)."""
-    return np.clip(np.searchsorted(rating_times, np.asarray(frame_times) + 1e-9, side="right") - 1,
-                   0, len(rating_times) - 1)
+def held_index(times: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Index of the last of ``times`` (sorted) at or before each time of ``at`` (the first one before
+    them): the step a held signal shows at those times."""
+    return np.clip(np.searchsorted(times, np.asarray(at) + 1e-9, side="right") - 1, 0, len(times) - 1)
 
 
 def align_ratings(rating_times: np.ndarray, ratings: np.ndarray, frame_times: np.ndarray,
@@ -250,7 +250,7 @@ def align_ratings(rating_times: np.ndarray, ratings: np.ndarray, frame_times: np
     """Ratings at the frames' time stamps (see `RESAMPLE`), held constant before the first step and
     after the last. Returns float32 (T, D)."""
     if method == "hold":
-        return np.asarray(ratings, np.float32)[_held(rating_times, frame_times)]
+        return np.asarray(ratings, np.float32)[held_index(rating_times, frame_times)]
     if method != "linear":
         raise ValueError(f"resample must be one of {', '.join(RESAMPLE)}, not {method!r}")
     return np.stack([np.interp(frame_times, rating_times, ratings[:, d]) for d in range(ratings.shape[1])],
@@ -263,7 +263,7 @@ def align_valid(rating_times: np.ndarray, valid: np.ndarray, frame_times: np.nda
     between two steps is valid when both are (interpolation of the 0/1 mask reaches 1); with ``hold``,
     when the step it holds is. Returns bool (T,)."""
     if method == "hold":
-        return np.asarray(valid, bool)[_held(rating_times, frame_times)]
+        return np.asarray(valid, bool)[held_index(rating_times, frame_times)]
     return np.interp(frame_times, rating_times, np.asarray(valid, np.float64)) > 1.0 - 1e-9
 
 
@@ -387,22 +387,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _temporary(path: Path) -> Path:
-    """A name beside ``path`` to write into before renaming: unique, so that concurrent runs on one folder
-    (shards) never write into each other's files."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = _temporary(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 class _Timeline:
@@ -535,13 +524,8 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
         image_format=options.image_format, rating_valid=valid, audio=audio,
         audio_rate=AUDIO_RATE if audio is not None else None, crops=dict(others))
     target = out_dir / "sessions" / f"{info.session}.tfrecord"
-    tmp = _temporary(target)
-    try:
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
-            writer.write(record)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(target) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+        writer.write(record)
     return {
         "session": info.session, "subject": subject, "partition": info.partition,
         "file": f"sessions/{target.name}", "sha256": _sha256(target), "num_frames": int(len(frame_times)),

@@ -144,17 +144,17 @@ def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", qu
     Returns:
         ``path``.
     """
-    import os
     from fractions import Fraction
 
     import av
+
+    from .files import atomic_path
 
     path = Path(path)
     if codec not in ("libx264", "mpeg4"):
         raise ValueError(f"codec must be 'libx264' or 'mpeg4', not {codec!r}")
     rate = Fraction(fps).limit_denominator(1001)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
+    with atomic_path(path, keep_suffix=True) as tmp:
         with av.open(str(tmp), mode="w") as container:
             stream = None
             for k, image in enumerate(frames):
@@ -171,7 +171,4 @@ def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", qu
             if stream is None:
                 raise ValueError(f"no frames to write to {path}")
             container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
