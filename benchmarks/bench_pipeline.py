@@ -17,12 +17,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main() -> None:
     import keras
-    from emotrack.data import session_arrays, training_windows
-    from emotrack.evaluate import predict_session
-    from emotrack.losses import CCCLoss
+
+    from emotrack.data.pipeline import session_arrays, training_windows
+    from emotrack.inference.session import predict_session
     from emotrack.models import build_model
-    from emotrack.preprocess import preprocess_corpus
-    from emotrack.synth import synthesize_corpus
+    from emotrack.models.losses import CCCLoss
+    from emotrack.preprocess.corpus import preprocess_corpus
+    from emotrack.synth.corpus import synthesize_corpus
 
     with tempfile.TemporaryDirectory() as tmp:
         root, tfr = Path(tmp) / "corpus", Path(tmp) / "tfr"

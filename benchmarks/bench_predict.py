@@ -35,7 +35,7 @@ delay correction, the post-processing chain and the CSV, as for the others. So t
 finding + audio decoding + the speech network, not the network alone.
 
 Each run is timed once writing only the CSV and once with ``--overlay`` as well. Prints frames per
-second of the whole `emotrack.predict.predict_video` call, model loading included (the best of
+second of the whole `emotrack.apps.predict.predict_video` call, model loading included (the best of
 ``--repeats`` calls); MTCNN's one-off compilation is done before the timing. The runs find faces as
 their training data was preprocessed (the tracker, ``min_face`` 0.1, crops stored as JPEG and read
 back so).
@@ -78,10 +78,10 @@ def make_audio_video(path: Path, frames: int, fps: float = AUDIO_FPS, seed: int 
     speaking (session 0's synthetic voice), covered camera (5 %) and near silence, subject B panning,
     leaning in and speaking (session 3's voice); 640x360, H.264 and 16 kHz mono AAC, written with PyAV."""
     import av
-
     from bench_preprocess import scene_frames, scene_parts
-    from emotrack.audio import AUDIO_RATE
-    from emotrack.synth import session_voice
+
+    from emotrack.media.audio import AUDIO_RATE
+    from emotrack.synth.corpus import session_voice
 
     rng = np.random.default_rng(seed)
     first, covered, second = scene_parts(frames, fps, seed)
@@ -128,9 +128,9 @@ def train_run(root: Path, out: Path, experiment: str, overrides: list[str], size
     """Preprocess the synthetic corpus at ``root`` with ``size`` x ``size`` crops (and its audio), train
     one run and evaluate it (which fits the post-processing chain that prediction applies, where the run
     has one)."""
-    from emotrack.evaluate import evaluate
-    from emotrack.preprocess import PreprocessOptions, preprocess_corpus
-    from emotrack.train import train
+    from emotrack.evaluation.report import evaluate
+    from emotrack.preprocess.corpus import PreprocessOptions, preprocess_corpus
+    from emotrack.training.train import train
 
     tfr = out.parent / f"tfr-{root.name}-{size}-{'gray' if gray else 'rgb'}"
     if not (tfr / "manifest.json").is_file():
@@ -145,7 +145,7 @@ def train_run(root: Path, out: Path, experiment: str, overrides: list[str], size
 
 def timed(run: Path, video: Path, frames: int, overlay: Path | None, repeats: int) -> float:
     """Frames/s of `predict_video`, the best of ``repeats`` calls (other work on the machine only slows a call)."""
-    from emotrack.predict import predict_video
+    from emotrack.apps.predict import predict_video
 
     best = 0.0
     for _ in range(repeats):
@@ -158,15 +158,15 @@ def timed(run: Path, video: Path, frames: int, overlay: Path | None, repeats: in
 
 def run_frame_samples(run: Path) -> int:
     """Audio samples per frame that an audio run's model takes (fixed by its training data's frame rate)."""
-    from emotrack.train import load_run_config
+    from emotrack.config.run import load_run_config
 
     return int(load_run_config(run)["model"]["options"]["frame_samples"])
 
 
 def describe(video: Path) -> tuple[int, float]:
     """Print the video's line; returns its frame count and frame rate."""
-    from emotrack.audio import has_audio_stream
-    from emotrack.video import read_video
+    from emotrack.media.audio import has_audio_stream
+    from emotrack.media.video import read_video
 
     frames, _, fps = read_video(video)
     count, (h, w) = len(frames), frames[0].shape[:2]
@@ -193,9 +193,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="calls per figure; the fastest is printed")
     args = parser.parse_args()
 
-    from emotrack.audio import AUDIO_RATE, samples_per_frame
-    from emotrack.faces import FaceTracker
-    from emotrack.video import read_video
+    from emotrack.faces.track import FaceTracker
+    from emotrack.media.audio import AUDIO_RATE, samples_per_frame
+    from emotrack.media.video import read_video
 
     video = args.video or cached_video(args.cache, args.frames)
     FaceTracker().track_all(list(read_video(video)[0][:11]))  # MTCNN's compilation, once per process
@@ -239,7 +239,7 @@ def main() -> None:
         for label, run, (experiment, overrides), size, gray, corpus_fps, clip, frames, target in runs:
             if run is None:
                 if corpus_fps not in corpora:
-                    from emotrack.synth import synthesize_corpus
+                    from emotrack.synth.corpus import synthesize_corpus
 
                     start = time.perf_counter()
                     corpora[corpus_fps] = tmp / f"corpus-{corpus_fps:g}fps"

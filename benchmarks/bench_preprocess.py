@@ -4,12 +4,12 @@ Runs, on one video:
 
 (a) ``mtcnn`` 1.0.0 at its defaults, one frame at a time: the reference boxes (cached next to the video,
     keyed by the video's checksum, since it takes minutes);
-(b) `emotrack.faces.FaceDetector` with ``min_face``: proposals on shrunk frames, batched, O-Net at full
+(b) `emotrack.faces.detect.FaceDetector` with ``min_face``: proposals on shrunk frames, batched, O-Net at full
     resolution, on every frame;
 (c) the whole per-frame pipeline: decode (PyAV, read ahead in a thread) -> `FaceTracker` -> `crop_faces`
     at the four model families' sizes -> JPEG -> one TFRecord, with cropping and encoding in a second
     thread;
-(d) what ``emotrack preprocess`` does: `emotrack.preprocess.process_session` on the video as a one-session
+(d) what ``emotrack preprocess`` does: `emotrack.preprocess.corpus.process_session` on the video as a one-session
     corpus (generic layout, constant ratings), from the rating file to the session's record and checksum,
     with `PreprocessOptions` at their defaults (one 112x112 gray crop set, JPEG) and in PNG, then with the
     four model families' crop sets (``--crops``) in JPEG and in PNG; each the best of ``--repeat`` runs;
@@ -20,7 +20,7 @@ record. The machine's load (1-minute average) is printed before and after, as fi
 machine depend on it.
 
 Without ``--video`` it makes one (cached): 640x360, 30 fps, H.264, two synthetic subjects
-(`emotrack.synth`, built from a real portrait) panning across the frame, a cut between them, and half
+(`emotrack.synth.corpus`, built from a real portrait) panning across the frame, a cut between them, and half
 a second of covered camera (no face) in the middle.
 
 Run with `make bench-preprocess` (the first run takes a few minutes more: it makes the video and the
@@ -57,7 +57,7 @@ def scene_parts(frames: int, fps: float = FPS, seed: int = 0) -> tuple[int, int,
 def scene_frames(frames: int, fps: float = FPS, seed: int = 0) -> Iterator[np.ndarray]:
     """The benchmark scene, 640x360 RGB: subject A panning (40 %), covered camera (5 %), subject B
     panning and leaning in (the rest)."""
-    from emotrack.synth import iter_session_frames
+    from emotrack.synth.corpus import iter_session_frames
 
     rng = np.random.default_rng(seed)
     first, covered, second = scene_parts(frames, fps, seed)
@@ -81,7 +81,7 @@ def scene_frames(frames: int, fps: float = FPS, seed: int = 0) -> Iterator[np.nd
 
 def make_video(path: Path, frames: int = 300, seed: int = 0) -> None:
     """The benchmark video (`scene_frames`), written to ``path`` as H.264."""
-    from emotrack.video import write_video
+    from emotrack.media.video import write_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_video(path, scene_frames(frames, FPS, seed), FPS, quality=18)
@@ -131,7 +131,7 @@ def boxes_array(faces) -> np.ndarray:
 def agreement(boxes: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """Fraction of frames that agree with the reference (both without a face, or IoU >= 0.7), and the mean
     IoU over frames where both have a face."""
-    from emotrack.faces import box_iou
+    from emotrack.faces.detect import box_iou
 
     agree, ious = 0, []
     for box, ref in zip(boxes, reference):
@@ -155,7 +155,7 @@ def reference_boxes(video: Path, frames: list[np.ndarray], cache: Path) -> tuple
     if path.is_file():
         stored = np.load(path)
         return stored["boxes"], float(stored["fps"]), True
-    from emotrack.faces import FaceDetector
+    from emotrack.faces.detect import FaceDetector
 
     detector = FaceDetector(batch_size=1, min_confidence=0.0)
     detector.detect(frames[:1])  # load the networks outside the timing
@@ -175,8 +175,8 @@ def end_to_end(video: Path, out: Path, tracker, specs, quality: int = 95) -> tup
     import tensorflow as tf
     from PIL import Image
 
-    from emotrack.faces import crop_faces
-    from emotrack.video import iter_frames
+    from emotrack.faces.crop import crop_faces
+    from emotrack.media.video import iter_frames
 
     def encode(array: np.ndarray) -> bytes:
         buffer = io.BytesIO()
@@ -224,8 +224,8 @@ def end_to_end(video: Path, out: Path, tracker, specs, quality: int = 95) -> tup
 
 def bench_corpus(video: Path, folder: Path) -> Path:
     """A one-session corpus in emotrack's generic layout around ``video`` (linked, not copied), with ratings
-    at 10 Hz that cover it, for `emotrack.preprocess.process_session`."""
-    from emotrack.video import read_video
+    at 10 Hz that cover it, for `emotrack.preprocess.corpus.process_session`."""
+    from emotrack.media.video import read_video
 
     _, times, fps = read_video(video)
     end = times[-1] + 1.0 / fps
@@ -246,8 +246,8 @@ def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, flo
     without a face), frames/s and bytes per frame of the record."""
     import tensorflow as tf
 
-    from emotrack.preprocess import process_session
-    from emotrack.specs import discover, load_spec
+    from emotrack.corpora.spec import discover, load_spec
+    from emotrack.preprocess.corpus import process_session
 
     spec = load_spec("generic")
     info = discover(spec, root).sessions[0]
@@ -279,9 +279,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="(d): runs of each configuration, the best reported")
     args = parser.parse_args()
 
-    from emotrack.faces import CROP_SPECS, FaceDetector, FaceTracker
-    from emotrack.preprocess import PreprocessOptions
-    from emotrack.video import read_video
+    from emotrack.faces.crop import CROP_SPECS
+    from emotrack.faces.detect import FaceDetector
+    from emotrack.faces.track import FaceTracker
+    from emotrack.media.video import read_video
+    from emotrack.preprocess.corpus import PreprocessOptions
 
     if args.min_face is None:
         args.min_face = PreprocessOptions().min_face

@@ -8,20 +8,25 @@ import click
 
 # TensorFlow's C++ start-up chatter hides the command's own output; users can still set it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow 2.21's oneDNN bfloat16 kernels crash the process (a segmentation fault in the first
+# training step of train.mixed_precision=mixed_bfloat16) on CPUs with AMX; capping oneDNN at the
+# AVX-512 FP16 instruction set keeps float32 unchanged (AMX serves 16- and 8-bit types only). Set
+# ONEDNN_MAX_CPU_ISA yourself to choose otherwise.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_FP16")
 
-from .. import __version__
-from .compare import compare
-from .evaluate import evaluate
-from .experiments import experiments
-from .export import export
-from .inspect import inspect
-from .models import models
-from .predict import predict
-from .pretrain import pretrain
-from .preprocess import preprocess
-from .specs import specs
-from .synth import synth
-from .train import train
+from emotrack import __version__
+from emotrack.cli.compare import compare
+from emotrack.cli.evaluate import evaluate
+from emotrack.cli.experiments import experiments
+from emotrack.cli.export import export
+from emotrack.cli.inspect import inspect
+from emotrack.cli.models import models
+from emotrack.cli.predict import predict
+from emotrack.cli.preprocess import preprocess
+from emotrack.cli.pretrain import pretrain
+from emotrack.cli.specs import specs
+from emotrack.cli.synth import synth
+from emotrack.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,7 +15,7 @@ def compare(runs, csv_path):
     A folder made by `emotrack train --repeats N` counts as one row with the mean and standard
     deviation over its seeds.
     """
-    from ..compare import compare_runs, format_comparison
+    from emotrack.evaluation.compare import compare_runs, format_comparison
 
     try:
         table = compare_runs(list(runs))

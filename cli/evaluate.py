@@ -19,7 +19,7 @@ def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing):
     The post-processing chain is fitted on the devel partition only and applied unchanged to the
     others; raw and post-processed numbers are reported side by side.
     """
-    from ..evaluate import evaluate as run_evaluation
+    from emotrack.evaluation.report import evaluate as run_evaluation
 
     try:
         report = run_evaluation(run_dir, list(partitions) or None, checkpoint, aggregation, postprocessing)

@@ -35,7 +35,7 @@ def export(run_dir, fmt, out, checkpoint, time_steps, overwrite):
 
     Nothing is replaced without --overwrite, and an export that fails leaves the old output as it was.
     """
-    from ..export import contract_path, export_run
+    from emotrack.apps.export import contract_path, export_run
 
     try:
         path = export_run(run_dir, fmt, out, checkpoint, time_steps, overwrite)

@@ -23,7 +23,7 @@ def inspect(data_dir, out_png, per_session, max_sessions):
     --per-session crops of every session, one row each; crops of frames without a face have a red
     border and a red cross.
     """
-    from ..inspect import contact_sheet, format_summary, summarize
+    from emotrack.apps.inspect_corpus import contact_sheet, format_summary, summarize
 
     try:
         click.echo(format_summary(summarize(data_dir)))

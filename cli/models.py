@@ -15,7 +15,12 @@ def models(params, names):
     With --params every model is built at its paper-size defaults (no weights are downloaded)
     and its total and trainable parameter counts are printed.
     """
-    from ..models import build_model, count_parameters, describe_model, list_models
+    from emotrack.models import (
+        build_model,
+        count_parameters,
+        describe_model,
+        list_models,
+    )
 
     known = list_models()
     unknown = [n for n in names if n not in known]

@@ -29,10 +29,10 @@ def predict(run_dir, video, out_csv, overlay, checkpoint, no_postprocess, detect
     streamed: any length fits in memory. Frames without a face are predicted from the last face seen and
     flagged face_present 0; a video without any face is an error.
     """
-    from ..audio import AudioError
-    from ..predict import predict_video
-    from ..preprocess import NoFaceError
-    from ..video import VideoError
+    from emotrack.apps.predict import predict_video
+    from emotrack.media.audio import AudioError
+    from emotrack.media.video import VideoError
+    from emotrack.preprocess.corpus import NoFaceError
 
     try:
         result = predict_video(run_dir, video, out_csv, checkpoint, postprocess=not no_postprocess,

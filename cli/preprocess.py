@@ -8,16 +8,17 @@ import click
 
 
 def _parsed(parser_name: str):
-    """A click callback that parses an option's text with ``emotrack.preprocess.<parser_name>`` (None
-    stays None), a parse error becoming click's usage error for that option."""
+    """A click callback that parses an option's text with ``parse_crops`` or ``parse_shard`` (None stays
+    None), a parse error becoming click's usage error for that option."""
 
     def callback(ctx, param, value):
         if value is None:
             return None
-        from .. import preprocess
+        from emotrack.faces.crop import parse_crops
+        from emotrack.preprocess.corpus import parse_shard
 
         try:
-            return getattr(preprocess, parser_name)(value)
+            return {"parse_crops": parse_crops, "parse_shard": parse_shard}[parser_name](value)
         except ValueError as err:
             raise click.BadParameter(str(err)) from err
 
@@ -91,8 +92,9 @@ def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, trac
     and skipped. A rerun keeps the sessions already written whose checksums verify, and redoes the
     others, so an interrupted run is resumed by running it again.
     """
-    from ..preprocess import PreprocessOptions, merge_shards as merge, preprocess_corpus
-    from ..specs import SpecError
+    from emotrack.corpora.spec import SpecError
+    from emotrack.preprocess.corpus import PreprocessOptions, preprocess_corpus
+    from emotrack.preprocess.corpus import merge_shards as merge
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     try:

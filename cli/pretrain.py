@@ -29,7 +29,7 @@ def pretrain(images_root, out_dir, backbone, weights, fine_tune_from, size, epoc
     `--set model.options.weights=RUN/backbone.weights.h5` to a teixeira2021-vgg16-lstm or
     teixeira2021-i3d experiment to fine-tune or inflate it.
     """
-    from ..pretrain import DatasetLayoutError, pretrain_2d
+    from emotrack.training.pretrain import DatasetLayoutError, pretrain_2d
 
     try:
         report = pretrain_2d(images_root, out_dir, backbone=backbone, weights=weights, fine_tune_from=fine_tune_from,

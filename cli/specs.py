@@ -15,7 +15,7 @@ def specs(name):
     it expects, the rating format and the split it uses. Pass a spec's name or path to
     `emotrack preprocess --spec`.
     """
-    from ..specs import SpecError, spec_text, specs_summary
+    from emotrack.corpora.spec import SpecError, spec_text, specs_summary
 
     try:
         click.echo(spec_text(name) if name else specs_summary())

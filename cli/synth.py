@@ -24,7 +24,7 @@ def synth(out_dir, sessions, seconds, fps, seed, annotator_delay_s, rater_noise,
     (ratings/<session>.csv: time, arousal, valence, liking); partitions.csv assigns distinct
     subjects to train, devel and test.
     """
-    from ..synth import synthesize_corpus
+    from emotrack.synth.corpus import synthesize_corpus
 
     summary = synthesize_corpus(out_dir, sessions=sessions, seconds=seconds, fps=fps, seed=seed,
                                 annotator_delay_s=annotator_delay_s, rater_noise=rater_noise,

@@ -36,8 +36,10 @@ def train(experiment, data_dir, out_dir, config_file, overrides, seed, overwrite
     best.keras (highest devel CCC), last.keras, history.csv, TensorBoard logs/ and the newest
     epoch's checkpoint for --resume. `emotrack experiments` lists the experiments.
     """
-    from ..config import ConfigError
-    from ..train import RunExistsError, train as run_training, train_repeats
+    from emotrack.config.schema import ConfigError
+    from emotrack.reproduce.repeats import train_repeats
+    from emotrack.training.train import RunExistsError
+    from emotrack.training.train import train as run_training
 
     overrides = tuple(overrides) + ((f"train.strategy={strategy}",) if strategy else ()) + (
         ("train.mixed_precision=true",) if mixed_precision else ())

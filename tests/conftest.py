@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# As the command line does (emotrack/cli/__init__.py): oneDNN's AMX bfloat16 kernels crash TensorFlow 2.21.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_FP16")
 
 import pytest  # noqa: E402
 
@@ -12,7 +14,7 @@ TINY_CORPUS = dict(sessions=3, seconds=4.0, fps=10.0, seed=7)
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
     """A 3-session, 4-second synthetic corpus in the generic layout (train, devel, test)."""
-    from emotrack.synth import synthesize_corpus
+    from emotrack.synth.corpus import synthesize_corpus
 
     root = tmp_path_factory.mktemp("corpus")
     synthesize_corpus(root, progress=False, **TINY_CORPUS)
@@ -22,7 +24,7 @@ def tiny_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_tfr(tiny_corpus, tmp_path_factory):
     """The tiny corpus preprocessed (real MTCNN, 112x112 gray crops) into TFRecords."""
-    from emotrack.preprocess import preprocess_corpus
+    from emotrack.preprocess.corpus import preprocess_corpus
 
     out = tmp_path_factory.mktemp("tfr")
     report = preprocess_corpus("generic", tiny_corpus, out, progress=False)
@@ -33,7 +35,7 @@ def tiny_tfr(tiny_corpus, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_rgb_tfr(tiny_corpus, tmp_path_factory):
     """The tiny corpus as 32x32 RGB crops, for the models that take color faces."""
-    from emotrack.preprocess import PreprocessOptions, preprocess_corpus
+    from emotrack.preprocess.corpus import PreprocessOptions, preprocess_corpus
 
     out = tmp_path_factory.mktemp("tfr_rgb")
     report = preprocess_corpus("generic", tiny_corpus, out, PreprocessOptions(size=(32, 32), gray=False),

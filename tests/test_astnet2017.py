@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 import emotrack.models.astnet2017 as an
-from emotrack.losses import ASTNetLoss
 from emotrack.models import build_model, load_model
+from emotrack.models.losses import ASTNetLoss
 
 IMAGE = (32, 32, 3)  # the smallest input that survives VGG's five poolings (the paper uses 224x224)
 FC6 = 8  # fc6 units for quick tests (the paper uses 4,096)

@@ -6,11 +6,20 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from emotrack.audio import (AUDIO_RATE, AudioError, covered_span, frame_windows, normalise, read_audio,
-                            samples_per_frame, session_audio)
-from emotrack.data import read_manifest, session_arrays
-from emotrack.synth import session_voice
-from emotrack.tfrecord import parse_session, session_to_example
+from emotrack.data.pipeline import session_arrays
+from emotrack.media.audio import (
+    AUDIO_RATE,
+    AudioError,
+    covered_span,
+    frame_windows,
+    normalise,
+    read_audio,
+    samples_per_frame,
+    session_audio,
+)
+from emotrack.records.manifest import read_manifest
+from emotrack.records.tfrecord import parse_session, session_to_example
+from emotrack.synth.corpus import session_voice
 
 TINY_SEED, TINY_SECONDS = 7, 4.0  # tests/conftest.py's TINY_CORPUS
 

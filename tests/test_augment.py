@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emotrack.augment import augment_frames, check_options
-from emotrack.data import training_windows
+from emotrack.data.augment import augment_frames, check_options
+from emotrack.data.pipeline import training_windows
 
 
 def _clip(frames=3, size=(24, 20), channels=3, seed=0):

@@ -70,7 +70,7 @@ def test_tiny_end_to_end_run_through_the_cli(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from emotrack.video import read_video
+    from emotrack.media.video import read_video
 
     table = pd.read_csv(tmp_path / "va.csv")
     frames, times, _ = read_video(video)

@@ -2,8 +2,13 @@
 
 import pytest
 
-from emotrack.config import ConfigError, list_experiments, parse_override, resolve_config
-from emotrack.specs import SpecError, builtin_specs, load_spec
+from emotrack.config.experiments import (
+    ConfigError,
+    list_experiments,
+    parse_override,
+    resolve_config,
+)
+from emotrack.corpora.spec import SpecError, builtin_specs, load_spec
 
 
 def test_overrides_are_typed_and_nested(tmp_path):
@@ -39,3 +44,66 @@ def test_bad_specs_are_named(tmp_path):
     bad.write_text("name: bad\npartitions: {file: p.csv}\nvideo: {path: v}\nratings: {path: r}\n")
     with pytest.raises(SpecError, match="bad.yaml: section 'partitions' lacks"):
         load_spec(bad)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochz=2", "unknown config key 'train.epochz'; did you mean train.epochs?"),
+    ("trian.epochs=2", "unknown config key 'trian'; did you mean train.epochs?"),
+    ("train.epochs=two", "train.epochs must be an integer, not 'two'"),
+    ("data.label_delay_s=soon", "data.label_delay_s must be a number, not 'soon'"),
+    ("train.deterministic=3", "train.deterministic must be true or false, not 3"),
+    ("data=3", "data must be a mapping"),
+])
+def test_a_typo_or_a_wrong_type_is_named_with_its_option(override, message):
+    with pytest.raises(ConfigError) as err:
+        resolve_config("huang2018-convlstm", overrides=[override])
+    assert str(err.value) == f"--set {override}: {message}" or (
+        override == "data=3" and message in str(err.value) and override in str(err.value))
+
+
+def test_a_config_file_typo_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  learning_rat: 0.01\n")
+    with pytest.raises(ConfigError, match=rf"config file {path}: unknown config key 'train.learning_rat'; "
+                                          r"did you mean train.learning_rate\?"):
+        resolve_config("huang2018-convlstm", path)
+
+
+def test_every_experiment_and_every_schema_key_agree():
+    """Each named experiment passes the schema, and each key an experiment sets is declared (with a
+    meaning) exactly once."""
+    from emotrack.config.experiments import EXPERIMENTS
+    from emotrack.config.schema import describe, keys
+
+    declared = keys()
+    assert len(declared) == len(set(declared))
+    assert all(meaning for _, _, _, meaning in describe())
+    for name in EXPERIMENTS:
+        config = resolve_config(name)
+        for section in ("model", "data", "train", "evaluate"):
+            assert {f"{section}.{k}" for k in config[section]} <= set(declared), name
+
+
+def test_train_with_a_typo_exits_with_the_key_and_writes_nothing(tiny_tfr, tmp_path):
+    from click.testing import CliRunner
+
+    from emotrack.cli import main
+
+    result = CliRunner().invoke(main, ["train", "huang2018-convlstm", "--data", str(tiny_tfr), "--out",
+                                       str(tmp_path / "run"), "--set", "train.epochz=2"])
+    assert result.exit_code == 1, result.output
+    assert "did you mean train.epochs?" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_experiments_name_prints_the_resolved_config_as_yaml():
+    import yaml
+    from click.testing import CliRunner
+
+    from emotrack.cli import main
+
+    result = CliRunner().invoke(main, ["experiments", "huang2018-convlstm-tp"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.output) == resolve_config("huang2018-convlstm-tp")
+    result = CliRunner().invoke(main, ["experiments", "huang2018-convlstm-tpp"])
+    assert result.exit_code == 1 and "unknown experiment 'huang2018-convlstm-tpp'" in result.output

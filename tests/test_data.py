@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from emotrack.data import delay_frames, session_arrays, training_windows
-from emotrack.evaluate import undo_label_delay
+from emotrack.data.pipeline import delay_frames, session_arrays, training_windows
+from emotrack.inference.session import undo_label_delay
 
 
 def test_windows_are_exact_slices_with_shifted_labels(tiny_tfr):

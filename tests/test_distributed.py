@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from emotrack.data import training_windows
+from emotrack.data.pipeline import training_windows
 from emotrack.models import load_model
-from emotrack.train import train
+from emotrack.training.train import train
 
 TINY = ["train.epochs=2", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
         "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"]
@@ -94,10 +94,10 @@ def test_devel_ccc_of_two_workers_is_that_of_the_whole_devel_set(two_workers, ti
 def test_a_worker_other_than_the_chief_leaves_no_files(tiny_tfr, tmp_path, monkeypatch):
     import tempfile
 
-    import emotrack.train
+    import emotrack.training.train
 
-    monkeypatch.delenv(emotrack.train.WORKER_DIR_ENV, raising=False)
-    monkeypatch.setattr(emotrack.train, "worker_index", lambda strategy: 1)
+    monkeypatch.delenv(emotrack.training.train.WORKER_DIR_ENV, raising=False)
+    monkeypatch.setattr(emotrack.training.train, "worker_index", lambda strategy: 1)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     train("huang2018-convlstm", tiny_tfr, tmp_path / "run", overrides=TINY[1:] + ["train.epochs=1"], verbose=0)
@@ -135,7 +135,7 @@ def test_multiworker_names_a_missing_or_malformed_tf_config(tiny_tfr, tmp_path, 
 
 
 def test_repeats_refuse_a_multiworker_run(tiny_tfr, tmp_path):
-    from emotrack.train import train_repeats
+    from emotrack.reproduce.repeats import train_repeats
 
     with pytest.raises(ValueError, match="--repeats evaluates and summarises on every machine"):
         train_repeats("huang2018-convlstm", tiny_tfr, tmp_path / "rep", 2, overrides=["train.strategy=multiworker"])

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from emotrack.cli import main
-from emotrack.config import EXPERIMENTS
-from emotrack.data import session_arrays
-from emotrack.evaluate import evaluate
-from emotrack.train import train
+from emotrack.config.experiments import EXPERIMENTS
+from emotrack.data.pipeline import session_arrays
+from emotrack.evaluation.report import evaluate
+from emotrack.training.train import train
 
 TINY = ["train.epochs=2", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
         "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"]
@@ -62,7 +62,7 @@ def test_metrics_csv_equals_the_report_and_plots_exist(evaluated_run):
 
 
 def test_compare_puts_runs_next_to_the_paper(evaluated_run, tmp_path):
-    from emotrack.compare import compare_runs
+    from emotrack.evaluation.compare import compare_runs
 
     run, report = evaluated_run
     table = compare_runs([run])
@@ -86,7 +86,7 @@ def test_compare_names_an_unevaluated_run(tiny_tfr, tmp_path):
 
 
 def test_repeats_folder_is_one_row_with_mean_and_std(tmp_path, evaluated_run):
-    from emotrack.compare import compare_runs
+    from emotrack.evaluation.compare import compare_runs
 
     run, _ = evaluated_run
     folder = tmp_path / "rep"

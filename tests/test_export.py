@@ -10,11 +10,11 @@ import tensorflow as tf
 import yaml
 from click.testing import CliRunner
 
+from emotrack.apps import export
+from emotrack.apps.export import contract_path, export_run, tflite_compatible
 from emotrack.cli import main
-from emotrack import export
-from emotrack.export import contract_path, export_run, tflite_compatible
 from emotrack.models import build_model, load_model
-from emotrack.preprocess import MANIFEST
+from emotrack.records.manifest import MANIFEST
 
 PREPROCESSING = {"size": [16, 16], "gray": True, "margin": 0.2, "min_confidence": 0.9, "batch_size": 32,
                  "select": "largest", "image_format": "png"}

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotrack.faces import (CROP_SPECS, CropSpec, FaceDetector, FaceTracker, TrackedFace, box_iou, choose_face,
-                            crop_face, crop_faces, eye_angle, read_ahead)
+from emotrack.faces.crop import CROP_SPECS, CropSpec, crop_face, crop_faces, eye_angle
+from emotrack.faces.detect import FaceDetector, TrackedFace, box_iou, choose_face
+from emotrack.faces.track import FaceTracker, read_ahead
 
 PHOTO_FACE = (178.0, 110.0, 173.0, 220.0)
 
@@ -114,7 +115,7 @@ def test_two_faces_select_largest_left_right(photo):
 
 
 def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
-    from emotrack.video import iter_frames, read_video, write_video
+    from emotrack.media.video import iter_frames, read_video, write_video
 
     head = scaled(photo[40:420, 100:430], 0.4)  # 152x132, the face about 70x88
     canvas = background(240, 320)

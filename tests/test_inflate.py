@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
-from emotrack.models.inflate import (MaskedConv3D, UnsupportedLayerError, center_index,
-                                     inflate_conv2d_kernel, inflate_model)
+from emotrack.models.inflate import (
+    MaskedConv3D,
+    UnsupportedLayerError,
+    center_index,
+    inflate_conv2d_kernel,
+    inflate_model,
+)
 
 ATOL = 1e-5
 

@@ -7,10 +7,17 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from emotrack.apps.inspect_corpus import (
+    BORDER,
+    LABEL_WIDTH,
+    TITLE_HEIGHT,
+    contact_sheet,
+    evenly_spaced,
+    summarize,
+)
 from emotrack.cli import main
-from emotrack.data import read_manifest
-from emotrack.inspect import BORDER, LABEL_WIDTH, TITLE_HEIGHT, contact_sheet, evenly_spaced, summarize
-from emotrack.tfrecord import session_to_example
+from emotrack.records.manifest import read_manifest
+from emotrack.records.tfrecord import session_to_example
 
 
 def test_summary_numbers_are_the_manifests(tiny_tfr):

@@ -36,7 +36,7 @@ def test_a_fresh_non_editable_install_adds_only_emotrack(tmp_path):
     assert (target / "emotrack" / "data_specs" / "generic.yaml").is_file()
     assert (target / "emotrack" / "cli" / "__init__.py").is_file()
     # Its built-in spec is found from that install, not from the checkout.
-    code = ("import emotrack, emotrack.specs as s; "
+    code = ("import emotrack, emotrack.corpora.spec as s; "
             "print(emotrack.__file__); print(s.load_spec('generic').source)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}).stdout

@@ -1,4 +1,4 @@
-"""emotrack.losses: the Keras CCC loss against numpy CCC, Eq. 4 and finite differences; the streaming
+"""emotrack.models.losses: the Keras CCC loss against numpy CCC, Eq. 4 and finite differences; the streaming
 metric against one-shot CCC; training with a frame mask; the AST-Net terms on hand-worked clips."""
 
 import importlib.util
@@ -14,10 +14,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emotrack import losses
-from emotrack.losses import (ASTNetLoss, CCCLoss, MSELoss, StreamingCCC, ccc_loss, global_loss, label_loss,
-                             local_loss, siamese_loss, trend_loss)
-from emotrack.metrics import ccc
+from emotrack.evaluation.metrics import ccc
+from emotrack.models import losses
+from emotrack.models.losses import (
+    ASTNetLoss,
+    CCCLoss,
+    MSELoss,
+    StreamingCCC,
+    ccc_loss,
+    global_loss,
+    label_loss,
+    local_loss,
+    siamese_loss,
+    trend_loss,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,8 +183,8 @@ def test_losses_and_metric_round_trip_through_keras_serialisation():
 
 _BACKEND_SCRIPT = textwrap.dedent("""
     import numpy as np, keras
-    from emotrack.losses import CCCLoss, StreamingCCC
-    from emotrack.metrics import ccc
+    from emotrack.models.losses import CCCLoss, StreamingCCC
+    from emotrack.evaluation.metrics import ccc
     rng = np.random.default_rng(0)
     y = rng.normal(size=(3, 10, 2)).astype("float32")
     p = (0.5 * y + rng.normal(size=y.shape)).astype("float32")

@@ -1,4 +1,4 @@
-"""emotrack.metrics against audmetric (an independent implementation) and hand-worked numbers."""
+"""emotrack.evaluation.metrics against audmetric (an independent implementation) and hand-worked numbers."""
 
 import json
 import math
@@ -8,8 +8,16 @@ import audmetric
 import numpy as np
 import pytest
 
-from emotrack import metrics
-from emotrack.metrics import DegenerateInputWarning, ccc, compute_metrics, mae, mape, pcc, rmse
+from emotrack.evaluation import metrics
+from emotrack.evaluation.metrics import (
+    DegenerateInputWarning,
+    ccc,
+    compute_metrics,
+    mae,
+    mape,
+    pcc,
+    rmse,
+)
 
 
 def _random_pairs(seed=0, count=40):

@@ -85,3 +85,39 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path):
             f"print(float(np.abs(np.asarray(m(x)) - np.load(r'{tmp_path / 'y.npy'}')).max()))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path)
     assert float(out.stdout.strip().splitlines()[-1]) < 1e-6
+
+
+def test_the_registry_carries_what_is_model_specific():
+    """Crop set, time reduction, audio and target kind come from the registry, for every model."""
+    from emotrack.faces.crop import CROP_SPECS
+    from emotrack.models import list_models, model_info
+    from emotrack.models.huang2018 import POOLING_VARIANTS, temporal_factor
+
+    for name in list_models():
+        info = model_info(name)
+        assert info.needs_audio == ("audio" in info.inputs)
+        assert (info.crops is None) == (info.inputs == ("audio",)), name
+        assert info.crops is None or info.crops in CROP_SPECS, name
+        if not name.startswith("huang2018"):
+            assert info.reduction({}) == 1, name
+    for pooling in POOLING_VARIANTS:
+        for name in ("huang2018-convlstm", "huang2018-3dconvnet"):
+            assert model_info(name).reduction({"pooling": pooling}) == temporal_factor(pooling)
+    assert model_info("huang2018-convlstm").reduction({"pooling": "max"}) > 1  # a variant that shortens time
+
+
+def test_no_module_outside_the_models_tests_a_model_family_by_name():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "emotrack"
+    families = ("huang2018", "tzirakis2017", "astnet2017", "teixeira2021")
+    found = []
+    for path in root.rglob("*.py"):
+        if path.parent.name == "models" or path.name == "experiments.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "startswith" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith(families):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

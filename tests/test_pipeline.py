@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from emotrack.cli import main
-from emotrack.data import clip_span, count_windows, session_arrays, training_windows
-from emotrack.temporal import clip_starts, stitch_clips
-from emotrack.train import clip_hop
+from emotrack.data.clips import clip_hop, clip_span, clip_starts
+from emotrack.data.pipeline import count_windows, session_arrays, training_windows
+from emotrack.inference.session import stitch_clips
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +145,9 @@ def test_speech_network_on_stored_audio(tiny_tfr, tmp_path):
 
 def test_speech_network_predicts_a_video_as_evaluation_does_and_names_a_wrong_frame_rate(
         tiny_corpus, tiny_tfr, tmp_path):
-    from emotrack.audio import AudioError
-    from emotrack.predict import predict_video
-    from emotrack.synth import synthesize_corpus
+    from emotrack.apps.predict import predict_video
+    from emotrack.media.audio import AudioError
+    from emotrack.synth.corpus import synthesize_corpus
 
     run = _train("tzirakis2017-audio-seq75", tiny_tfr, tmp_path / "a", SPEECH)
     CliRunner().invoke(main, ["evaluate", str(run), "--postprocessing", "none"])

@@ -1,4 +1,4 @@
-"""emotrack.postprocess: every step recovers what was injected into a synthetic signal; the fitted chain
+"""emotrack.evaluation.postprocess: every step recovers what was injected into a synthetic signal; the fitted chain
 is saved and reloaded, and fitting never depends on test data."""
 
 import json
@@ -6,10 +6,19 @@ import json
 import numpy as np
 import pytest
 
-from emotrack import metrics
-from emotrack.postprocess import (PostProcessingChain, delay_search, mean_filtering, median_filter,
-                                  raw_and_post_processed_metrics, scale_normalisation, shift_prediction,
-                                  shift_predictions_back, shift_ratings_for_training, time_delay)
+from emotrack.evaluation import metrics
+from emotrack.evaluation.postprocess import (
+    PostProcessingChain,
+    delay_search,
+    mean_filtering,
+    median_filter,
+    raw_and_post_processed_metrics,
+    scale_normalisation,
+    shift_prediction,
+    shift_predictions_back,
+    shift_ratings_for_training,
+    time_delay,
+)
 
 RATE = 25.0
 

@@ -10,14 +10,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from emotrack.apps.predict import apply_postprocessing, predict_video, run_preprocessing
 from emotrack.cli import main
-from emotrack.evaluate import predict_frames, undo_label_delay
-from emotrack.faces import FaceTracker
+from emotrack.config.run import load_run_config
+from emotrack.evaluation.postprocess import PostProcessingChain
+from emotrack.faces.track import FaceTracker
+from emotrack.inference.session import CompiledModel, predict_frames, undo_label_delay
+from emotrack.inference.streaming import BlockPredictor
+from emotrack.media.video import read_video, write_video
 from emotrack.models import build_model, load_model
-from emotrack.postprocess import PostProcessingChain
-from emotrack.predict import BlockPredictor, CompiledModel, apply_postprocessing, predict_video, run_preprocessing
-from emotrack.train import load_run_config, train
-from emotrack.video import read_video, write_video
+from emotrack.training.train import train
 
 # tests/test_train.py's tiny ConvLSTM, one epoch; prediction pieces of 8 frames, so that a 40-frame video
 # is predicted in several blocks.
@@ -37,11 +39,11 @@ def _decoded(path):
 
 
 def _preprocessed(frames, finder, options):
-    """Crops made by preprocessing's own function (`emotrack.preprocess.face_crops`) from in-memory frames,
-    read back as `emotrack.data` reads them; and the face flags."""
+    """Crops made by preprocessing's own function (`emotrack.preprocess.corpus.face_crops`) from in-memory frames,
+    read back as `emotrack.data.pipeline` reads them; and the face flags."""
     import tensorflow as tf
 
-    from emotrack.preprocess import face_crops
+    from emotrack.preprocess.corpus import face_crops
 
     crops, present, _ = face_crops(list(frames), finder, options, "in-memory")
     encoded = next(iter(crops.values()))
@@ -62,7 +64,7 @@ def _reference(run, crops, fps, postprocess=True):
 
 @pytest.fixture(scope="module")
 def run(tiny_tfr, tmp_path_factory):
-    from emotrack.evaluate import evaluate
+    from emotrack.evaluation.report import evaluate
 
     out = tmp_path_factory.mktemp("predict") / "run"
     train("huang2018-convlstm", tiny_tfr, out, overrides=TINY, verbose=0)
@@ -73,12 +75,12 @@ def run(tiny_tfr, tmp_path_factory):
 @pytest.fixture(scope="module")
 def predicted(run, tiny_corpus, tmp_path_factory):
     """S01 (40 frames at 10 fps, with a sound track) through the command line, with an overlay."""
-    import emotrack.predict
+    import emotrack.apps.predict
 
     out = tmp_path_factory.mktemp("predicted")
     video = tiny_corpus / "videos" / "S01.mp4"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(emotrack.predict, "DEFAULT_BLOCK_FRAMES", BLOCK)
+        patch.setattr(emotrack.apps.predict, "DEFAULT_BLOCK_FRAMES", BLOCK)
         result = CliRunner().invoke(main, ["predict", str(run), str(video), "--out", str(out / "va.csv"),
                                            "--overlay", str(out / "overlay.mp4"), "--quiet"])
     assert result.exit_code == 0, result.output
@@ -101,7 +103,7 @@ def test_csv_has_one_row_per_frame_at_the_frame_times(predicted):
 def test_streamed_blocks_give_the_numbers_of_the_preprocessed_session(run, predicted, tiny_tfr):
     """Prediction on a video of the corpus equals `predict_frames` on that session's record (the crops
     preprocessing stored), post-processed by the run's chain."""
-    from emotrack.data import session_arrays
+    from emotrack.data.pipeline import session_arrays
 
     _, csv, _ = predicted
     session = next(s for s in session_arrays(tiny_tfr, ["train", "devel", "test"]) if s["session"] == "S01")
@@ -116,7 +118,7 @@ def test_streamed_blocks_give_the_numbers_of_the_preprocessed_session(run, predi
 def test_mtcnn_on_every_frame_in_batches(run, tiny_corpus):
     """``detector="mtcnn"`` (here in batches of 7 frames) cuts the crops preprocessing cuts with MTCNN on
     every frame: the face chosen is carried across batches as in preprocessing."""
-    from emotrack.faces import FaceDetector
+    from emotrack.faces.detect import FaceDetector
 
     video = tiny_corpus / "videos" / "S02.mp4"
     options = run_preprocessing(load_run_config(run))
@@ -156,7 +158,7 @@ def test_overlay_is_the_video_with_the_plane_drawn(predicted):
 def _face_video(tiny_corpus, tmp_path, fps=25.0, count=60, blank=(range(0, 5), range(30, 38))):
     """A face video at another frame rate than the run's (25 fps), with gray frames (no face) at the start
     and in the middle."""
-    from emotrack.synth import iter_session_frames
+    from emotrack.synth.corpus import iter_session_frames
 
     images = [item.image for _, item in zip(range(count), iter_session_frames(7, 1, count / fps + 1, fps))]
     for span in blank:
@@ -166,8 +168,8 @@ def _face_video(tiny_corpus, tmp_path, fps=25.0, count=60, blank=(range(0, 5), r
 
 
 def test_frames_without_a_face_and_bounded_frames_in_memory(run, tiny_corpus, tmp_path, monkeypatch):
-    import emotrack.predict
-    from emotrack.video import iter_frames
+    import emotrack.apps.predict
+    from emotrack.media.video import iter_frames
 
     video = _face_video(tiny_corpus, tmp_path)
     alive, most, lock = [0], [0], threading.Lock()
@@ -186,7 +188,7 @@ def test_frames_without_a_face_and_bounded_frames_in_memory(run, tiny_corpus, tm
             yield t, frame
             del frame
 
-    monkeypatch.setattr(emotrack.predict, "iter_frames", counted)
+    monkeypatch.setattr(emotrack.apps.predict, "iter_frames", counted)
     options = run_preprocessing(load_run_config(run))
     tracker = FaceTracker(every=2, batch_size=4, read_ahead=2, min_confidence=options.min_confidence)
     result = predict_video(run, video, tmp_path / "va.csv", postprocess=False, detector=tracker,

@@ -10,12 +10,22 @@ from click.testing import CliRunner
 from PIL import Image
 
 from emotrack.cli import main
-from emotrack.data import load_sessions, read_manifest, session_arrays
-from emotrack.faces import CropSpec, box_iou, crop_face, crop_faces
-from emotrack.preprocess import (PreprocessOptions, align_ratings, align_valid, at_rate, audio_source, crop_set,
-                                 merge_shards, parse_crops, preprocess_corpus, shard_manifest_name)
-from emotrack.specs import Session, discover, load_spec
-from emotrack.video import read_video
+from emotrack.corpora.spec import Session, discover, load_spec
+from emotrack.data.pipeline import load_sessions, session_arrays
+from emotrack.faces.crop import CropSpec, crop_face, crop_faces, crop_set, parse_crops
+from emotrack.faces.detect import box_iou
+from emotrack.media.video import read_video
+from emotrack.preprocess.corpus import (
+    PreprocessOptions,
+    align_ratings,
+    align_valid,
+    at_rate,
+    audio_source,
+    merge_shards,
+    preprocess_corpus,
+    shard_manifest_name,
+)
+from emotrack.records.manifest import read_manifest
 
 # The crop sets of the per-frame MTCNN run below: the default set gray, two more in RGB.
 CROP_SETS = ("huang2018", "tzirakis2017", "teixeira2021")
@@ -143,7 +153,7 @@ def _two_people_corpus(root, frames=20, fps=10.0, covered=range(8, 12)):
     dark left half) in the ``covered`` frames."""
     import av
 
-    from emotrack.synth import iter_session_frames
+    from emotrack.synth.corpus import iter_session_frames
 
     left, right = ([f.image for f in iter_session_frames(3, i, frames / fps, fps, 160, 128)] for i in (0, 1))
     (root / "videos").mkdir(parents=True)
@@ -333,7 +343,7 @@ def test_rerun_keeps_verified_sessions_and_redoes_a_truncated_record(tiny_corpus
 
 def test_an_interrupted_run_resumes_from_its_journal(tiny_corpus, tiny_tfr, tmp_path, monkeypatch):
     """Sessions finished before an interruption are in the journal; the rerun keeps them."""
-    import emotrack.preprocess as pp
+    import emotrack.preprocess.corpus as pp
 
     entries = {e["session"]: e for e in read_manifest(tiny_tfr)["sessions"]}
     names = list(entries)
@@ -381,9 +391,9 @@ def test_audio_comes_from_the_spec_file_or_the_video_track(tiny_corpus, tmp_path
 
 
 def test_a_run_trains_and_evaluates_on_the_crop_set_data_crops_names(per_frame_tfr, tmp_path):
-    from emotrack.evaluate import evaluate
+    from emotrack.evaluation.report import evaluate
     from emotrack.models import load_model
-    from emotrack.train import train
+    from emotrack.training.train import train
 
     run = train("huang2018-convlstm", per_frame_tfr, tmp_path / "run", verbose=0, overrides=[
         "data.crops=tzirakis2017", "train.epochs=1", "data.window=8", "data.hop=8", "data.batch_size=4",
@@ -439,8 +449,8 @@ def test_fps_keeps_every_other_frame_with_its_ratings_and_audio(tiny_tfr, five_f
 
 
 def test_a_run_on_subsampled_frames_predicts_every_video_frame(tiny_corpus, five_fps_tfr, tmp_path):
-    from emotrack.predict import predict_video
-    from emotrack.train import train
+    from emotrack.apps.predict import predict_video
+    from emotrack.training.train import train
 
     run = train("huang2018-convlstm", five_fps_tfr, tmp_path / "run", verbose=0, overrides=[
         "train.epochs=1", "data.window=4", "data.hop=4", "data.batch_size=4", "data.label_delay_s=0.4",

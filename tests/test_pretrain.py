@@ -8,7 +8,7 @@ from PIL import Image
 
 from emotrack.cli import main
 from emotrack.models import build_model
-from emotrack.pretrain import DatasetLayoutError, class_weights, read_rafdb
+from emotrack.training.pretrain import DatasetLayoutError, class_weights, read_rafdb
 
 
 @pytest.fixture(scope="module")

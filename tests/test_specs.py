@@ -14,10 +14,21 @@ import pytest
 from click.testing import CliRunner
 
 from emotrack.cli import main
-from emotrack.data import read_manifest, session_arrays, training_windows
-from emotrack.specs import (LayoutError, RatingsError, SpecError, builtin_specs, describe_specs, discover,
-                            load_spec, read_arff, read_ratings, with_overrides)
-from emotrack.video import read_frames_dir, read_video, video_fps, write_video
+from emotrack.corpora.spec import (
+    LayoutError,
+    RatingsError,
+    SpecError,
+    builtin_specs,
+    describe_specs,
+    discover,
+    load_spec,
+    read_arff,
+    read_ratings,
+    with_overrides,
+)
+from emotrack.data.pipeline import session_arrays, training_windows
+from emotrack.media.video import read_frames_dir, read_video, video_fps, write_video
+from emotrack.records.manifest import read_manifest
 
 FPS = 25.0
 SECONDS = 2.0
@@ -30,7 +41,7 @@ SPECS = ["afew-va", "affwild2-va", "generic", "recola", "recola-avec2016", "sema
 def clips(tmp_path_factory):
     """Two 2-second face videos of different subjects (25 fps, 160x128), an AVI of the first at 20 fps,
     and both side by side in one 320x128 video (two people, as in Aff-Wild2)."""
-    from emotrack.synth import iter_session_frames
+    from emotrack.synth.corpus import iter_session_frames
 
     folder = tmp_path_factory.mktemp("clips")
     a, b = (np.stack([f.image for f in iter_session_frames(5, i, SECONDS, FPS, W, H)]) for i in (0, 1))

@@ -1,4 +1,4 @@
-"""Tests of the synthetic corpus generator (`emotrack.synth`).
+"""Tests of the synthetic corpus generator (`emotrack.synth.corpus`).
 
 Convention checked here: a session of `seconds` has ceil(seconds * rate) frames / rating rows, at the
 instants 0, 1/rate, ... before `seconds`.
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotrack import synth
+from emotrack.synth import corpus as synth
 
 SECONDS = 3.0
 

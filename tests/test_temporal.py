@@ -10,10 +10,16 @@ import pytest
 from click.testing import CliRunner
 
 from emotrack.cli import main
-from emotrack.data import session_arrays, training_windows
-from emotrack.temporal import (input_contract, pooled_predictions, pooling_frames, temporal_pool,
-                               temporal_unpool, tf_temporal_pool)
-from emotrack.train import check_time_contract
+from emotrack.config.run import input_contract
+from emotrack.data.pipeline import session_arrays, training_windows
+from emotrack.data.temporal import (
+    pooling_frames,
+    temporal_pool,
+    temporal_unpool,
+    tf_temporal_pool,
+)
+from emotrack.inference.session import pooled_predictions
+from emotrack.training.train import check_time_contract
 
 
 def test_pooling_frames_from_duration():

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotrack.data import count_windows, training_windows
+from emotrack.data.pipeline import count_windows, training_windows
 from emotrack.models import load_model
-from emotrack.train import latest_checkpoint, train
+from emotrack.training.train import latest_checkpoint, train
 
 TINY = ["train.epochs=5", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
         "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"]
@@ -87,7 +87,7 @@ def test_early_stopping_on_devel_ccc(tiny_tfr, tmp_path):
 
 
 def test_repeats_report_mean_and_std_over_seeds(tiny_tfr, tmp_path):
-    from emotrack.train import train_repeats
+    from emotrack.reproduce.repeats import train_repeats
 
     summary = train_repeats("huang2018-convlstm", tiny_tfr, tmp_path / "rep", 2, seed=4, verbose=0,
                             overrides=TINY[1:] + ["train.epochs=1", "evaluate.postprocessing=none"])

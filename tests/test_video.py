@@ -1,10 +1,10 @@
-"""emotrack.video.write_video: what it writes reads back (frame count, rate, times, pixels), in both codecs,
+"""emotrack.media.video.write_video: what it writes reads back (frame count, rate, times, pixels), in both codecs,
 and an empty input leaves no file."""
 
 import numpy as np
 import pytest
 
-from emotrack.video import read_video, video_fps, write_video
+from emotrack.media.video import read_video, video_fps, write_video
 
 
 def _frames(n=10, h=48, w=64):

@@ -13,8 +13,18 @@ import pytest
 from click.testing import CliRunner
 
 from emotrack.cli import main
-from emotrack.models import build_model, count_parameters, describe_model, list_models, load_model
-from emotrack.models.weights import WeightsError, build_with_named_weights, weights_source
+from emotrack.models import (
+    build_model,
+    count_parameters,
+    describe_model,
+    list_models,
+    load_model,
+)
+from emotrack.models.weights import (
+    WeightsError,
+    build_with_named_weights,
+    weights_source,
+)
 
 T = 4
 
@@ -197,3 +207,4 @@ def test_models_command_lists_every_model():
     assert result.exit_code == 0, result.output
     total = count_parameters(build_model("huang2018-3dconvnet"))["total"]
     assert f"{total:,d}" in result.output
+

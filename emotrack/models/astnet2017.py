@@ -11,7 +11,7 @@ size of the VGG-Deepface model):
   trained on clips can run over a whole session.
 - ``astnet2017-siamese`` (Sec. 3.4, Fig. 1): the same network applied with ONE set of weights to
   two clips one original frame apart. Input (batch, 2, N, H, W, C) with clip 1 the later clip,
-  output (batch, 2, N, D): the layout :class:`emotrack.losses.ASTNetLoss` takes (Eq. 1-6), with the
+  output (batch, 2, N, D): the layout :class:`emotrack.models.losses.ASTNetLoss` takes (Eq. 1-6), with the
   ratings of the two clips stacked the same way and a (batch, 2, N) frame mask. The single-stream
   network is the layer ``siamese.get_layer("astnet2017")``; that is the network to predict with.
 
@@ -59,7 +59,7 @@ What the paper leaves open, and what is assumed here:
   randomly initialised. A full attribute CNN (convolutions and fc6, e.g. VGG-Face fine-tuned on
   FER2013 in this framework) loads with ``attribute_weights=PATH``, a ``.weights.h5`` file saved
   from :func:`build_attribute_cnn` with the same options (``model.save_weights``).
-- Input scaling: frames are float RGB 0..255 (as ``emotrack.data`` gives them). For VGG,
+- Input scaling: frames are float RGB 0..255 (as ``emotrack.data.pipeline`` gives them). For VGG,
   ``input_preprocessing="caffe"`` (default) converts them as
   ``keras.applications.vgg16.preprocess_input`` does (RGB -> BGR, ImageNet means subtracted), the
   convention of ImageNet weights; VGG-Face weights converted from Caffe subtract other means
@@ -88,10 +88,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from . import register
-from .weights import load_weights_file, weights_source
-from .teixeira2021 import build_backbone
-from .tzirakis2017 import CaffePreprocessing, MergeTime, SplitTime
+from emotrack.models.registry import register
+from emotrack.models.teixeira2021 import build_backbone
+from emotrack.models.tzirakis2017 import CaffePreprocessing, MergeTime, SplitTime
+from emotrack.models.weights import load_weights_file, weights_source
 
 INPUT_SHAPE = (224, 224, 3)  # Sec. 4.3
 FC6_UNITS = 4096  # Sec. 4.3
@@ -287,7 +287,7 @@ def siamese_from_stream(stream: keras.Model, clip_length: int = CLIP_LENGTH,
 def build_astnet2017_siamese(clip_length: int = CLIP_LENGTH, name: str | None = None,
                              **options) -> keras.Model:
     """AST-Net's Siamese network (Sec. 3.4): (batch, 2, N, H, W, C) -> (batch, 2, N, D) for
-    :class:`emotrack.losses.ASTNetLoss`; N = ``clip_length`` (50). ``options`` go to
+    :class:`emotrack.models.losses.ASTNetLoss`; N = ``clip_length`` (50). ``options`` go to
     :func:`build_astnet2017`; the stream is the nested layer named ``astnet2017``."""
     options.setdefault("name", "astnet2017")
     return siamese_from_stream(build_astnet2017(**options), clip_length, name or "astnet2017_siamese")
@@ -304,11 +304,11 @@ def _adapt_siamese(options: dict, data: dict) -> dict:
     return {**_adapt(options, data), "clip_length": data["window"]}
 
 
-@register("astnet2017", adapt=_adapt)
+@register("astnet2017", adapt=_adapt, crops="astnet")
 def astnet2017(**options) -> keras.Model:
     return build_astnet2017(**options)
 
 
-@register("astnet2017-siamese", target="siamese", adapt=_adapt_siamese)
+@register("astnet2017-siamese", target="siamese", adapt=_adapt_siamese, crops="astnet")
 def astnet2017_siamese(**options) -> keras.Model:
     return build_astnet2017_siamese(**options)

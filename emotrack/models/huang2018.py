@@ -18,7 +18,7 @@ What the paper leaves open, and what is assumed here:
 - Table 1's "Temporal pooling" network is the "Original" one; what differs is its input contract:
   frames and labels are averaged over windows of ``data.temporal_pooling_s`` seconds (Sec. 4.2,
   0.2 to 0.8 s) before the network sees them, and predictions are repeated back to the frame rate
-  (:mod:`emotrack.temporal`; training, evaluation and prediction read the duration from the run's
+  (:mod:`emotrack.data.temporal`; training, evaluation and prediction read the duration from the run's
   config). "Max pooling and Temporal pooling" does both: the input is pooled in time by k frames and
   the network shortens it by 4 more, so each prediction covers 4k frames.
 - Input: float pixel values in 0..255, shape (time, 112, 112, 1); time may be left free so whole
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from . import register, video_options
+from emotrack.models.registry import register, video_options
 
 
 @keras.saving.register_keras_serializable(package="emotrack")
@@ -75,6 +75,10 @@ def temporal_factor(pooling: str) -> int:
     for kernel in POOLING_VARIANTS[pooling]:
         factor *= kernel[0]
     return factor
+
+
+def _time_reduction(options: dict) -> int:
+    return temporal_factor(options.get("pooling", "original"))
 
 
 def build_huang2018(kind: str = "convlstm", pooling: str = "original",
@@ -124,11 +128,11 @@ def build_huang2018(kind: str = "convlstm", pooling: str = "original",
     return keras.Model(frames, x, name=name or f"huang2018_{kind}_{pooling}")
 
 
-@register("huang2018-convlstm", adapt=video_options)
+@register("huang2018-convlstm", adapt=video_options, crops="huang2018", time_reduction=_time_reduction)
 def huang2018_convlstm(**options) -> keras.Model:
     return build_huang2018(kind="convlstm", **options)
 
 
-@register("huang2018-3dconvnet", adapt=video_options)
+@register("huang2018-3dconvnet", adapt=video_options, crops="huang2018", time_reduction=_time_reduction)
 def huang2018_3dconvnet(**options) -> keras.Model:
     return build_huang2018(kind="3dconvnet", **options)

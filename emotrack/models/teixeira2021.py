@@ -120,10 +120,14 @@ import math
 import keras
 from keras import layers
 
-from . import register, video_options
-from .weights import build_with_named_weights, load_weights_file, weights_source
-from .inflate import inflate_model
-from .tzirakis2017 import MergeTime, SplitTime
+from emotrack.models.registry import register, video_options
+from emotrack.models.inflate import inflate_model
+from emotrack.models.tzirakis2017 import MergeTime, SplitTime
+from emotrack.models.weights import (
+    build_with_named_weights,
+    load_weights_file,
+    weights_source,
+)
 
 INPUT_SHAPE = (100, 80, 3)  # Sec. 3.2, Sec. 4.3
 EMOTIONS = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")  # Sec. 3.1
@@ -349,7 +353,7 @@ def build_teixeira2021_i3d(backbone: str = "vgg16", input_shape=INPUT_SHAPE, wei
     return keras.Model(clips, x, name=name or f"teixeira2021_{backbone}_i3d")
 
 
-@register("teixeira2021-2d", target="class")
+@register("teixeira2021-2d", target="class", crops="teixeira2021")
 def teixeira2021_2d(**options) -> keras.Model:
     """Teixeira et al. 2021 2D CNN (VGG-11/16, -BN, ResNet-50) for the seven RAF-DB emotions
     (Sec. 3.1): (batch, 100, 80, 3) -> (batch, 7) softmax."""
@@ -360,14 +364,14 @@ def _adapt_clip_model(options: dict, data: dict) -> dict:
     return video_options(options, data, rgb=True, free_time=False)
 
 
-@register("teixeira2021-vgg16-lstm", target="clip", adapt=_adapt_clip_model)
+@register("teixeira2021-vgg16-lstm", target="clip", adapt=_adapt_clip_model, crops="teixeira2021")
 def teixeira2021_vgg16_lstm(**options) -> keras.Model:
     """Teixeira et al. 2021 VGG-16-LSTM (Sec. 3.3.1, Fig. 6): (batch, T, 100, 80, 3) clips ->
     (batch, 2) = (arousal, valence) per clip."""
     return build_teixeira2021_vgg16_lstm(**options)
 
 
-@register("teixeira2021-i3d", target="clip", adapt=_adapt_clip_model)
+@register("teixeira2021-i3d", target="clip", adapt=_adapt_clip_model, crops="teixeira2021")
 def teixeira2021_i3d(**options) -> keras.Model:
     """Teixeira et al. 2021 i3D-CNN, a 2D backbone inflated into 3D (Sec. 3.3.2, Fig. 8, Table 3):
     (batch, T, 100, 80, 3) clips -> (batch, 2) = (arousal, valence) per clip."""

@@ -69,8 +69,12 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from . import register
-from .weights import build_with_named_weights, load_weights_file, weights_source
+from emotrack.models.registry import register
+from emotrack.models.weights import (
+    build_with_named_weights,
+    load_weights_file,
+    weights_source,
+)
 
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 640  # 40 ms at 16 kHz
@@ -345,7 +349,7 @@ def tzirakis2017_audio(**options) -> keras.Model:
     return build_tzirakis2017_audio(**options)
 
 
-@register("tzirakis2017-visual", adapt=_adapt_visual)
+@register("tzirakis2017-visual", adapt=_adapt_visual, crops="tzirakis2017")
 def tzirakis2017_visual(**options) -> keras.Model:
     return build_tzirakis2017_visual(**options)
 
@@ -359,7 +363,7 @@ def _from_unimodal(models: dict, options: dict) -> keras.Model:
     return audiovisual_from_unimodal(models["audio"], models["visual"], **keep)
 
 
-@register("tzirakis2017-audiovisual", inputs=("audio", "video"), adapt=_adapt_audiovisual,
+@register("tzirakis2017-audiovisual", inputs=("audio", "video"), adapt=_adapt_audiovisual, crops="tzirakis2017",
           from_models=_from_unimodal)
 def tzirakis2017_audiovisual(**options) -> keras.Model:
     return build_tzirakis2017_audiovisual(**options)

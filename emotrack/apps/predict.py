@@ -1,0 +1,495 @@
+"""Prediction on a new video with a trained run: a per-frame arousal/valence CSV and, on request, a
+copy of the video with the face box and an arousal-valence plane drawn on every frame.
+
+The video goes through the run's own face pipeline, the one its training data went through (the
+preprocessing options recorded in its ``config.yaml``: face finder, face choice, confidence, crop set,
+margin, eye alignment, and the image format the crops were stored in: a JPEG-stored corpus is read
+back with JPEG's small losses, so the crops are encoded and decoded the same way here), then the
+model, the annotator-delay correction and, when the run has one, the post-processing chain fitted on
+devel (``postprocessing.json``). On a video of the corpus, prediction gives the numbers evaluation
+gives on that session's record.
+
+A run whose frames were subsampled in preprocessing (``--fps``) sees the video at that rate too: the
+frames it keeps are chosen as preprocessing chose them (`emotrack.preprocess.corpus.at_rate`), and the
+predictions are interpolated back to every frame of the video, the face flag and box held from the
+last frame seen, so the CSV still has one row per video frame.
+
+Any length of video, in bounded memory (`predict_video`):
+
+- Pass 1 streams the video: frames are decoded one at a time (`emotrack.media.video.iter_frames`), the face
+  is found as they arrive (`emotrack.faces.track.FaceTracker`, which holds about ``batch_size + read_ahead``
+  frames, or MTCNN on every frame in batches), each frame is cut at once and dropped. Only the crops
+  go on, to `BlockPredictor`, and only a block of them is held at a time. What is kept for the whole
+  video is a few numbers per frame: time, face flag, box, prediction.
+- Pass 2 (only for ``overlay``) decodes the video again, draws on each frame and encodes it (H.264);
+  it must come after pass 1 because post-processing needs the whole predicted sequence.
+
+Blocks give the numbers of the whole sequence at once (`emotrack.inference.session.predict_frames`, the
+in-memory path evaluation scores a run with), not an approximation of them:
+
+- Frame-level and Siamese models (Huang 2018 ConvLSTM / 3D ConvNet, AST-Net, Tzirakis visual):
+  ``predict_frames`` already runs a session through the network in independent pieces of
+  ``evaluate.chunk`` input steps (600 by default), each starting from a fresh LSTM state. A block is a
+  whole number of those pieces in frames (``chunk`` steps x the temporal pooling factor x
+  ``data.frame_step``), so the recurrent state resets exactly where it resets for the whole sequence,
+  pooling windows and subsampled frames fall on the same frames, and no overlap is needed.
+- Clip-level models (Teixeira 2021 VGG-16-LSTM, i3D): each frame gets the mean of the clips that
+  cover it, on a grid of clip starts every ``hop`` frames from frame 0 plus one clip ending at the last
+  frame. A block starts on the grid and is predicted with one clip span (rounded up to the hop) of
+  frames on each side, so it sees every clip that covers its frames; its own last clip lies wholly in
+  the right-hand context and is discarded. The grid's final clip is added with the video's last block.
+- Models that take the sound track (Tzirakis 2017 audio and audiovisual) need the audio normalised over
+  the whole recording (`emotrack.media.audio.session_audio`, as preprocessing stores it): their crops are kept
+  for the whole video and predicted at the end (112x112 gray: 12.5 KB per frame, 1.1 GB per hour at
+  25 fps), together with the 16 kHz audio (64 KB per second).
+
+Frames without a face are cut at the last face box seen (all zeros before the first face) and have
+``face_present = 0``. A video in which no face is ever found is an error (`NoFaceError`): a table
+predicted from frames without a face would look like a result and be none. A video whose frame rate
+differs from the rate the post-processing chain was fitted at is resampled to the chain's rate for the
+chain (linear interpolation) and back to the frames' time stamps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotrack.config.run import load_run_config
+from emotrack.data.pipeline import delay_frames
+from emotrack.faces.crop import CropSpec, crop_faces
+from emotrack.faces.detect import Face, FaceDetector
+from emotrack.faces.track import FaceTracker
+from emotrack.files import atomic_path, temporary_path
+from emotrack.inference.session import CompiledModel, predict_frames, undo_label_delay
+from emotrack.inference.streaming import DEFAULT_BLOCK_FRAMES, BlockPredictor
+from emotrack.media.audio import (
+    AUDIO_RATE,
+    AudioError,
+    has_audio_stream,
+    samples_per_frame,
+    session_audio,
+)
+from emotrack.media.video import VideoError, iter_frames, video_fps
+from emotrack.preprocess.corpus import (
+    NoFaceError,
+    PreprocessOptions,
+    align_ratings,
+    at_rate,
+    find_faces,
+    held_index,
+)
+from emotrack.records.tfrecord import encode_image
+
+__all__ = ["DEFAULT_BLOCK_FRAMES", "DETECTORS", "BlockPredictor", "CompiledModel", "NoFaceError",
+           "VideoPrediction", "apply_postprocessing", "as_trained", "draw_overlay", "face_finder", "predict_video",
+           "run_crop_spec", "run_preprocessing", "write_overlay"]
+
+
+#: How faces are found: ``tracker`` (`FaceTracker`, fast) or ``mtcnn`` (`FaceDetector` on every frame,
+#: as ``emotrack preprocess`` does).
+DETECTORS = ("tracker", "mtcnn")
+
+# The overlay's colours (RGB).
+_BOX = (0, 230, 90)
+_MARKER = (255, 70, 40)
+_AXES = (170, 170, 170)
+
+
+def run_preprocessing(config: dict[str, Any]) -> PreprocessOptions:
+    """The preprocessing options a run's training data was made with (``data.preprocessing``).
+
+    Data preprocessed before the face tracker existed records no ``tracker``: its faces were found by
+    MTCNN on every frame, and so they are here."""
+    stored = dict(config["data"]["preprocessing"])
+    known = {f.name for f in dataclasses.fields(PreprocessOptions)}
+    options = {k: v for k, v in stored.items() if k in known}
+    options.setdefault("tracker", False)
+    return PreprocessOptions(**options)
+
+
+def run_crop_spec(config: dict[str, Any], options: PreprocessOptions) -> CropSpec:
+    """The crops a run's model was trained on: the set ``data.crops`` names, else the data's default set."""
+    from emotrack.faces.crop import crop_set
+
+    sets = options.crop_sets()
+    name = config["data"].get("crops")
+    if name is None:
+        return next(iter(sets.values()))
+    return sets[name] if name in sets else crop_set(name)[1]
+
+
+def face_finder(options: PreprocessOptions, detector: str | None = None, every: int | None = None,
+                min_face: float | None = None) -> FaceTracker | FaceDetector:
+    """The face finder the run's preprocessing used (``options``: tracker or MTCNN on every frame, how
+    often the tracker detects, the smallest face, the confidence threshold, the face chosen), with any
+    of the arguments given replacing the run's choice.
+
+    Args:
+        detector: ``tracker``: `FaceTracker` (MTCNN on every ``every``-th frame, faces down to ``min_face``
+            of the frame's shorter side, O-Net tracking in between); ``mtcnn``: `FaceDetector`, MTCNN on
+            every frame at its defaults (many times slower).
+    """
+    if detector not in (None, *DETECTORS):
+        raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {detector!r}")
+    if options.tracker if detector is None else detector == "tracker":
+        return FaceTracker(every=every or options.detect_every,
+                           min_face=options.min_face if min_face is None else min_face,
+                           min_confidence=options.min_confidence, select=options.select,
+                           batch_size=options.batch_size)
+    return FaceDetector(min_confidence=options.min_confidence, batch_size=options.batch_size,
+                        select=options.select)
+
+
+def as_trained(crop: np.ndarray, image_format: str) -> np.ndarray:
+    """A crop as the run's model saw it in training: stored in the data's image format (`encode_image`)
+    and read back as `emotrack.data.pipeline` reads it (``tf.io.decode_image``). JPEG changes pixels by a few
+    grey levels; PNG not at all."""
+    if image_format == "png":
+        return crop
+    import tensorflow as tf
+
+    data = encode_image(crop, image_format)
+    return tf.io.decode_image(data, channels=crop.shape[-1], expand_animations=False).numpy()
+
+
+@dataclasses.dataclass
+class VideoPrediction:
+    """What `predict_video` made.
+
+    Attributes:
+        table: one row per frame: time (s, from the first frame), one column per target, face_present.
+        boxes: float32 (T, 4), the (x, y, w, h) box each frame's crop was cut at (the last face box seen
+            where the frame has none; NaN before the first face).
+        fps: the video's frame rate.
+        csv, overlay: the files written, or None.
+        crops_held: the most face crops held in memory at any time.
+    """
+
+    table: pd.DataFrame
+    boxes: np.ndarray
+    fps: float
+    csv: Path | None = None
+    overlay: Path | None = None
+    crops_held: int = 0
+
+
+def apply_postprocessing(chain, pred: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
+    """A fitted `emotrack.evaluation.postprocess.PostProcessingChain` applied to one video's (T, D) prediction at
+    the rate the chain was fitted at: when the video's frame rate differs, the prediction is resampled
+    to the chain's rate (linear interpolation on a grid from time 0), post-processed, and interpolated
+    back at the frames' ``times`` (s), so that median windows and time shifts keep their durations."""
+    if math.isclose(fps, chain.rate_hz, rel_tol=1e-6):
+        return np.asarray(chain.apply(pred, fps), np.float32)
+    grid = np.arange(0.0, times[-1] + 0.5 / chain.rate_hz, 1.0 / chain.rate_hz)
+    out = chain.apply(align_ratings(times, pred, grid), chain.rate_hz)
+    return align_ratings(grid, out, times)
+
+
+def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | None = None,
+                  checkpoint: str = "best.keras", postprocess: bool = True, overlay: str | Path | None = None,
+                  detector: str | FaceTracker | FaceDetector | None = None, every: int | None = None,
+                  min_face: float | None = None, block_frames: int | None = None,
+                  progress: bool = False) -> VideoPrediction:
+    """Predict every frame of ``video`` with the run in ``run_dir`` (see the module docstring).
+
+    Args:
+        out_csv: CSV to write (atomically): time, <targets...>, face_present.
+        checkpoint: model file in the run folder.
+        postprocess: apply the run's ``postprocessing.json`` when it has one.
+        overlay: a video to write (atomically): the input with the face box and the arousal-valence
+            plane drawn (see `write_overlay`).
+        detector, every, min_face: how to find faces (see `face_finder`); None: as the run's preprocessing
+            did. ``detector`` may also be a `FaceTracker` or `FaceDetector` to use as it is.
+        block_frames: crops predicted per block (see `BlockPredictor`); None: `DEFAULT_BLOCK_FRAMES`.
+        progress: show a progress bar over frames.
+    Raises:
+        FileNotFoundError: the run folder, its config or the checkpoint is missing.
+        VideoError: naming the video, when it cannot be read.
+        NoFaceError: no face in any frame.
+        AudioError: the model takes the sound track and the video has none.
+    """
+    from tqdm import tqdm
+
+    from emotrack.evaluation.postprocess import PostProcessingChain
+    from emotrack.models import load_model, model_info
+
+    run_dir, video = Path(run_dir), Path(video)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    if not video.is_file():
+        raise VideoError(f"video {video} does not exist")
+    config = load_run_config(run_dir)
+    model_file = run_dir / checkpoint
+    if not model_file.is_file():
+        found = sorted(p.name for p in run_dir.glob("*.keras"))
+        raise FileNotFoundError(f"checkpoint {model_file} does not exist; {run_dir} holds "
+                                f"{', '.join(found) if found else 'no checkpoint (was training finished?)'}")
+    options = run_preprocessing(config)
+    finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
+        face_finder(options, detector, every, min_face)
+    inputs = model_info(config["model"]["name"]).inputs
+    fps = video_fps(video)  # names the video when it is missing or unreadable
+    if fps <= 0:
+        raise VideoError(f"{video} declares no frame rate; re-encode it, e.g. "
+                         f"`ffmpeg -i {video.name} -r 25 out.mp4`")
+    if "audio" in inputs and not has_audio_stream(video):
+        raise AudioError(f"the model of {run_dir} ({config['model']['name']}) takes the sound track, but "
+                         f"{video} has none")
+    model = CompiledModel.wrap(load_model(model_file))
+
+    # A run trained on subsampled frames (preprocess --fps) sees the video at that rate; its predictions
+    # are carried back to every frame at the end.
+    video_rate = fps
+    if options.fps is not None and options.fps < video_rate - 1e-6:
+        fps = float(options.fps)
+    if "audio" in inputs:
+        wanted = next(int(t.shape[-1]) for t in model.inputs if len(t.shape) == 3)  # (batch, time, samples)
+        if samples_per_frame(fps) != wanted:
+            rate = AUDIO_RATE / wanted
+            raise AudioError(f"the model of {run_dir} takes {wanted} audio samples per frame, as its data had at "
+                             f"{rate:g} fps, but {video} runs at {fps:g} fps ({samples_per_frame(fps)} samples); "
+                             f"re-encode it at the run's rate, e.g. `ffmpeg -i {video.name} -r {rate:g} out.mp4`")
+    streamed, cropped = "audio" not in inputs, "video" in inputs
+    block_frames = DEFAULT_BLOCK_FRAMES if block_frames is None else block_frames
+    blocks = BlockPredictor(model, config, fps, block_frames) if streamed else None
+    kept: list[np.ndarray] = []
+    spec = run_crop_spec(config, options)
+    blank = as_trained(np.zeros(spec.shape, np.uint8), options.image_format)
+    times: list[float] = []  # of the frames the model sees
+    every_time: list[float] = []  # of every frame of the video
+    present, boxes = [], []
+    last: Face | None = None
+
+    def timed():
+        for t, frame in iter_frames(video):
+            every_time.append(t)
+            yield t - every_time[0], frame
+
+    def decoded():
+        for t, frame in at_rate(timed(), fps if fps < video_rate else None):
+            times.append(t)
+            yield frame
+
+    bar = tqdm(desc=video.name, unit="frame", disable=not progress)
+    try:
+        # Preprocessing's own face finding (emotrack.preprocess.corpus.face_crops): frames read ahead, the face
+        # chosen as preprocessing chooses it; each frame is cut at once and dropped.
+        for frame, face in find_faces(finder, decoded(), options.select):
+            if face is not None:
+                last = face
+            present.append(face is not None)
+            boxes.append(last.box if last is not None else (np.nan,) * 4)
+            if cropped:
+                crop = blank if last is None else as_trained(
+                    crop_faces(frame, last, [spec], options.margin, options.align)[0], options.image_format)
+                if blocks is not None:
+                    blocks.push(crop)
+                else:
+                    kept.append(crop)
+            del frame
+            bar.update()
+    finally:
+        bar.close()
+    if not present:
+        raise VideoError(f"video {video} holds no decodable frames")
+    if not any(present):
+        raise NoFaceError(f"no face found in any frame of {video}; check the video, or find smaller faces "
+                          f"with a lower --min-face or --detector mtcnn")
+    times_arr = np.asarray(times, np.float64)
+    if blocks is not None:
+        pred = blocks.finish()
+    else:
+        video_end = every_time[-1] - every_time[0] + 1.0 / video_rate
+        audio, _ = session_audio(video, times_arr, fps, video_end, own_track=True,
+                                 max_length_mismatch_s=options.max_length_mismatch_s)
+        session = {"frames": np.stack(kept) if kept else np.zeros((len(times), 0), np.uint8),
+                   "audio": audio, "fps": fps}
+        pred = predict_frames(model, session, config)
+    if not np.isfinite(pred).all():
+        raise ValueError(f"the model {model_file} gave non-finite predictions for {video}")
+    pred = undo_label_delay(pred, delay_frames(config["data"].get("label_delay_s", 0.0), fps))
+    chain_file = run_dir / "postprocessing.json"
+    if postprocess and chain_file.is_file():
+        pred = apply_postprocessing(PostProcessingChain.load(chain_file), pred, times_arr, fps)
+
+    present_arr, boxes_arr = np.asarray(present, np.int64), np.asarray(boxes, np.float32)
+    if len(every_time) > len(times):
+        # Back to every frame: predictions interpolated between the frames the model saw, the face of
+        # the last frame seen held.
+        all_times = np.asarray(every_time, np.float64) - every_time[0]
+        pred = align_ratings(times_arr, pred, all_times)
+        held = held_index(times_arr, all_times)
+        present_arr, boxes_arr, times_arr, fps = present_arr[held], boxes_arr[held], all_times, video_rate
+    table = pd.DataFrame({"time": np.round(times_arr, 6)})
+    for k, name in enumerate(config["targets"]):
+        table[name] = pred[:, k].astype(np.float32)
+    table["face_present"] = present_arr
+    result = VideoPrediction(table=table, boxes=boxes_arr, fps=fps,
+                             crops_held=blocks.held_max if blocks is not None else len(kept))
+    if out_csv is not None:
+        out_csv = Path(out_csv)
+        with atomic_path(out_csv, keep_suffix=True) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6f")
+        result.csv = out_csv
+    if overlay is not None:
+        result.overlay = write_overlay(video, overlay, table, result.boxes, config["targets"])
+    return result
+
+
+class _Plane:
+    """The arousal-valence plane drawn in the lower right corner of every frame: valence on x, arousal on
+    y, both from -1 to 1 (values beyond are drawn at the edge), the current frame's prediction as a
+    marker (hollow where the frame has no face), the last second as a fading trail and, where there is
+    room, the two values as text."""
+
+    def __init__(self, height: int, width: int, fps: float):
+        from PIL import Image, ImageDraw
+
+        side = int(min(max(64, round(0.3 * min(height, width))), min(height, width) - 8))
+        if side < 24:
+            raise ValueError(f"a {width}x{height} video is too small for the arousal-valence plane")
+        self.side, self.pad = side, max(4, side // 24)
+        self.left, self.top = width - side - self.pad, height - side - self.pad
+        self.trail = max(2, int(round(fps)))
+        # The static part, drawn once: a translucent dark square with the unit circle, axes and labels.
+        layer = Image.new("RGBA", (side, side), (0, 0, 0, 150))
+        draw = ImageDraw.Draw(layer)
+        m = self.margin = max(3, side // 16)
+        draw.ellipse((m, m, side - 1 - m, side - 1 - m), outline=(*_AXES, 120))
+        draw.line((m, side // 2, side - 1 - m, side // 2), fill=(*_AXES, 255))
+        draw.line((side // 2, m, side // 2, side - 1 - m), fill=(*_AXES, 255))
+        draw.text((side - m - 6, side // 2 + 1), "V", fill=(*_AXES, 255))
+        draw.text((side // 2 + 3, m - 2), "A", fill=(*_AXES, 255))
+        rgba = np.asarray(layer, np.float32)
+        self.alpha = rgba[..., 3:] / 255.0
+        self.colour = rgba[..., :3] * self.alpha
+
+    def point(self, valence: float, arousal: float) -> tuple[float, float]:
+        half = (self.side - 1) / 2.0
+        reach = half - self.margin
+        return (half + reach * float(np.clip(valence, -1, 1)), half - reach * float(np.clip(arousal, -1, 1)))
+
+    def draw(self, frame: np.ndarray, history: np.ndarray, face: bool) -> None:
+        """Draw on ``frame`` (RGB uint8, in place); ``history`` (n, 2) valence, arousal up to this frame."""
+        from PIL import Image, ImageDraw
+
+        region = frame[self.top:self.top + self.side, self.left:self.left + self.side]
+        blended = region * (1.0 - self.alpha) + self.colour
+        image = Image.fromarray(blended.astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        points = [self.point(v, a) for v, a in history[-self.trail:]]
+        for k, (p, q) in enumerate(zip(points, points[1:])):
+            w = (k + 1) / len(points)
+            draw.line((*p, *q), fill=tuple(int(110 * (1 - w) + c * w) for c in _MARKER), width=2)
+        if self.side >= 96:
+            valence, arousal = history[-1]
+            draw.text((self.margin, self.margin - 2), f"A {arousal:+.2f}\nV {valence:+.2f}", fill=_AXES, spacing=1)
+        x, y = points[-1]
+        r = max(3, self.side // 22)
+        if face:
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=_MARKER, outline=(255, 255, 255))
+        else:  # no face in this frame: the value is carried over, drawn hollow
+            draw.ellipse((x - r, y - r, x + r, y + r), outline=(200, 200, 200), width=2)
+        region[...] = np.asarray(image)
+
+
+def _draw_box(frame: np.ndarray, box, thickness: int) -> None:
+    """An (x, y, w, h) rectangle outline on ``frame`` (in place), clipped to the frame."""
+    h, w = frame.shape[:2]
+    x0, y0 = int(round(box[0])), int(round(box[1]))
+    x1, y1 = int(round(box[0] + box[2])), int(round(box[1] + box[3]))
+    x0, x1 = np.clip([x0, x1], 0, w - 1)
+    y0, y1 = np.clip([y0, y1], 0, h - 1)
+    t = thickness
+    frame[y0:min(y0 + t, y1 + 1), x0:x1 + 1] = _BOX
+    frame[max(y1 - t + 1, y0):y1 + 1, x0:x1 + 1] = _BOX
+    frame[y0:y1 + 1, x0:min(x0 + t, x1 + 1)] = _BOX
+    frame[y0:y1 + 1, max(x1 - t + 1, x0):x1 + 1] = _BOX
+
+
+def draw_overlay(frame: np.ndarray, box, face: bool, history: np.ndarray, plane: _Plane) -> np.ndarray:
+    """One overlay frame: the face box (where the frame has a face) and the arousal-valence plane.
+
+    Args:
+        frame: RGB uint8 (H, W, 3); drawn on in place and returned.
+        box: (x, y, w, h) of the face.
+        history: (n, 2) valence, arousal of the frames up to this one.
+    """
+    if face:
+        _draw_box(frame, box, max(1, round(min(frame.shape[:2]) / 180)))
+    plane.draw(frame, history, face)
+    return frame
+
+
+def write_overlay(video: str | Path, out: str | Path, table: pd.DataFrame, boxes: np.ndarray,
+                  targets: list[str]) -> Path:
+    """Write a copy of ``video`` with the face box and the arousal-valence plane drawn on every frame.
+
+    Same size, frame rate and frame time stamps as the input; H.264 (yuv420p, or yuv444p for an odd
+    width or height), its sound track copied unchanged. Written under a temporary name and renamed.
+
+    Args:
+        table: `predict_video`'s table, one row per frame of ``video`` (decoded in the same order).
+        boxes: (T, 4) face boxes; drawn where ``face_present`` is 1.
+    """
+    import av
+
+    video, out = Path(video), Path(out)
+    if "arousal" not in targets or "valence" not in targets:
+        raise ValueError(f"the overlay needs arousal and valence predictions; the run predicts {targets}")
+    va = table[["valence", "arousal"]].to_numpy(np.float32)
+    present = table["face_present"].to_numpy().astype(bool)
+    tmp = temporary_path(out, keep_suffix=True)
+    try:
+        source = av.open(str(video))
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoError(f"video {video} cannot be read ({err})") from err
+    count = 0
+    try:
+        with source, av.open(str(tmp), mode="w") as sink:
+            vin = source.streams.video[0]
+            vin.thread_type = "AUTO"
+            rate = vin.average_rate or vin.guessed_rate or Fraction(25)
+            vout = sink.add_stream("libx264", rate=rate)
+            vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
+            vout.pix_fmt = "yuv420p" if vout.width % 2 == 0 and vout.height % 2 == 0 else "yuv444p"
+            vout.time_base = vin.time_base
+            vout.options = {"crf": "23", "preset": "superfast"}  # x264's default quality, fast to write
+            ain = source.streams.audio[0] if source.streams.audio else None
+            if ain is not None and ain.codec_context.name not in sink.supported_codecs:
+                ain = None  # a sound track the output format cannot hold is left out
+            aout = sink.add_stream_from_template(ain) if ain is not None else None
+            plane = _Plane(vout.height, vout.width, float(rate))
+            streams = [vin] + ([ain] if ain is not None else [])
+            for packet in source.demux(*streams):
+                if ain is not None and packet.stream.index == ain.index:
+                    if packet.dts is not None:
+                        packet.stream = aout
+                        sink.mux(packet)
+                    continue
+                for frame in packet.decode():
+                    if count >= len(table):
+                        raise VideoError(f"{video} decodes to more frames than were predicted ({len(table)})")
+                    image = draw_overlay(frame.to_ndarray(format="rgb24"), boxes[count], present[count],
+                                         va[:count + 1], plane)
+                    drawn = av.VideoFrame.from_ndarray(image, format="rgb24")
+                    drawn.pts, drawn.time_base = frame.pts, frame.time_base
+                    sink.mux(vout.encode(drawn))
+                    count += 1
+            sink.mux(vout.encode(None))
+        if count != len(table):
+            raise VideoError(f"{video} decoded to {count} frames on the second pass but {len(table)} on the first")
+        os.replace(tmp, out)
+    except av.error.FFmpegError as err:
+        raise VideoError(f"overlay of {video} could not be written to {out} ({err})") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

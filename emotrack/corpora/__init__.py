@@ -1,0 +1,1 @@
+"""Corpus specs: where a release keeps its videos, audio and ratings, and how its rating files are read."""

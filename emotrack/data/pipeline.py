@@ -1,0 +1,303 @@
+"""The input pipeline: tf.data from the TFRecords that ``emotrack preprocess`` wrote.
+
+Elements of :func:`load_sessions` are whole sessions (dicts of tensors, see
+:func:`emotrack.records.tfrecord.parse_session`). :func:`training_windows` cuts them into fixed-length clips
+for ``model.fit``: ``(frames float32 (B, L, H, W, C) in 0..255, ratings float32 (B, L, D),
+weights float32 (B, L))`` where a weight is 0 for frames without a face or without a rating.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+from emotrack.data.clips import clip_span
+from emotrack.records.manifest import read_manifest, session_files
+
+SHUFFLE_BUFFER = 4096  # clips; a whole corpus' worth of clips for the demo and the tests
+TARGETS = ("frame", "clip", "siamese")
+LABEL_FUSIONS = ("mean", "extremum")
+
+
+def crop_feature(manifest: dict[str, Any], crops: str | None = None) -> tuple[str, dict[str, int]]:
+    """Where a crop set is in the records of a preprocessed corpus: (the record's feature, its
+    ``{height, width, channels}``).
+
+    Args:
+        crops: the set's name as preprocessing wrote it (the manifest's ``crops``), or any name
+            `emotrack.faces.crop.crop_set` knows (``tzirakis2017``, ``96x96rgb``) of a set of that shape;
+            None: the default set, ``frames``.
+    Raises:
+        ValueError: naming the sets the corpus holds.
+    """
+    from emotrack.faces.crop import crop_set
+
+    frame = manifest["frame"]
+    # Manifests written before crop sets existed hold one set, the frames.
+    sets = manifest.get("crops") or {"default": {**frame, "feature": "frames"}}
+    if crops is None:
+        name = frame.get("crops", next(iter(sets)))
+    elif crops in sets:
+        name = crops
+    else:
+        try:
+            shape = crop_set(crops)[1].shape
+        except ValueError:
+            shape = None
+        name = next((n for n, s in sets.items() if (s["height"], s["width"], s["channels"]) == shape), None)
+        if name is None:
+            held = ", ".join(f"{n} ({s['height']}x{s['width']}x{s['channels']})" for n, s in sets.items())
+            raise ValueError(f"the corpus holds no crop set {crops!r}; it holds {held} (preprocess it with "
+                             f"--crops to add one)")
+    entry = sets[name]
+    return entry["feature"], {k: int(entry[k]) for k in ("height", "width", "channels")}
+
+
+def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = None, crops: str | None = None):
+    """A ``tf.data.Dataset`` of whole sessions of the given partition(s), in manifest order.
+
+    Args:
+        crops: the crop set returned as ``frames`` (see `crop_feature`), for corpora preprocessed with
+            several (``emotrack preprocess --crops``); None: the default set.
+    """
+    import tensorflow as tf
+
+    from emotrack.records.tfrecord import parse_session
+
+    manifest = read_manifest(data_dir)
+    feature, frame = crop_feature(manifest, crops)
+    dims, channels = len(manifest["dimensions"]), frame["channels"]
+    files = session_files(data_dir, partitions)
+
+    audio_samples = (manifest.get("audio") or {}).get("samples_per_frame")
+
+    def parse(serialized):
+        s = parse_session(serialized, dims, channels, audio_samples=audio_samples, frames_key=feature)
+        # Static crop sizes, so that models that reshape (batch, time) into one axis see them.
+        s["frames"] = tf.ensure_shape(s["frames"], [None, frame["height"], frame["width"], channels])
+        return s
+
+    return tf.data.TFRecordDataset(files).map(parse)
+
+
+def shift_labels(ratings, weights, delay_frames: int):
+    """Pair each frame with the rating ``delay_frames`` later (annotators lag the face).
+
+    ``ratings`` (T, D) and ``weights`` (T,) tensors; the last ``delay_frames`` frames have no
+    rating any more and get weight 0.
+    """
+    import tensorflow as tf
+
+    if delay_frames <= 0:
+        return ratings, weights
+    t = tf.shape(ratings)[0]
+    d = tf.minimum(delay_frames, t)
+    shifted = tf.concat([ratings[d:], tf.repeat(ratings[-1:], d, axis=0)], axis=0)
+    # The weight stays with the frame (was a face seen?); only the tail loses its rating.
+    w = tf.concat([weights[: t - d], tf.zeros([d], weights.dtype)], axis=0)
+    return shifted, w
+
+
+def delay_frames(delay_s: float, fps: float) -> int:
+    """The annotator delay in whole frames."""
+    return int(round(delay_s * fps))
+
+
+def training_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
+                     batch_size: int, label_delay_s: float = 0.0, shuffle: bool = True, seed: int = 0,
+                     cache: bool = True, temporal_pooling_s: float | None = None,
+                     epochs: tuple[int, int] | None = None, frame_step: int = 1, target: str = "frame",
+                     label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",),
+                     augment: dict[str, Any] | None = None, drop_remainder: bool = False,
+                     crops: str | None = None):
+    """Fixed-length clips for training or validation.
+
+    Args:
+        window: frames per clip (L); hop: frames between clip starts.
+        label_delay_s: annotator delay compensated by pairing frame t with the rating at t + delay.
+        temporal_pooling_s: average frames, ratings and weights over windows of this duration
+            (Huang et al. 2018, Sec. 4.2; see :mod:`emotrack.data.temporal`); ``window`` must then be a
+            multiple of the pooling factor k and clips hold L / k steps.
+        epochs: ``(first, end)``: the clips of epochs first .. end - 1 one after the other, each
+            epoch shuffled with a seed made of ``seed`` and the epoch's index, so that epoch e has
+            the same order whether training started at epoch 0 or was resumed at e. Without it,
+            one pass, reshuffled at each iteration.
+        frame_step: a clip takes every ``frame_step``-th frame (frame-rate subsampling, e.g. 50 ->
+            10 fps with 5; AST-Net's sparse clips, 50 frames every 10), so it spans
+            ``(L - 1) * frame_step + 1`` frames; ``hop`` stays in frames of the session.
+        target: what the model predicts: ``frame`` (one value per clip step), ``clip`` (one value
+            per clip: ratings fused by ``label_fusion``) or ``siamese`` (pairs of clips, the second
+            shifted by one frame: AST-Net, Wang & Hsu 2017).
+        label_fusion: for ``clip``: ``mean`` of the valid frames' ratings or ``extremum`` (per
+            dimension, the valid rating farthest from 0; Teixeira et al. 2021, Sec. 3.2).
+        inputs: the model's inputs, ``video`` (face crops) and/or ``audio`` (the samples of each
+            frame, when the TFRecords hold audio); with both, x is a dict keyed by input name.
+        augment: augmentation options (:mod:`emotrack.data.augment`), one random transform per clip
+            seeded by ``seed``, the epoch and the clip's place in the epoch; only with ``epochs``.
+        drop_remainder: leave out the last, smaller batch (of each epoch).
+        crops: the crop set the clips are cut from (see `crop_feature`); None: the default set.
+    Returns:
+        ``tf.data.Dataset`` of (x, ratings, weights). For ``frame``: frames (B, L', H, W, C)
+        float32, ratings (B, L', D), weights (B, L') with L' = L / k (L without pooling); for
+        ``clip``: ratings (B, D), weights (B,) = fraction of valid frames; for ``siamese``: an extra
+        axis of 2 after B everywhere.
+    """
+    import tensorflow as tf
+
+    from emotrack.data.augment import augment_frames, check_options
+    from emotrack.data.temporal import pooling_frames, tf_temporal_pool
+
+    augment = check_options(augment)
+    if augment and epochs is None:
+        raise ValueError("augmentation needs the per-epoch pipeline (epochs=(first, end)) for its seeds")
+
+    manifest = read_manifest(data_dir)
+    fps = {s["session"]: s["fps"] for s in manifest["sessions"]}
+    fps_values = set(fps.values())
+    if label_delay_s and len(fps_values) > 1:
+        raise ValueError(f"{data_dir}: sessions have different frame rates {sorted(fps_values)}; "
+                         f"resample them to one rate before compensating a delay")
+    shift = delay_frames(label_delay_s, next(iter(fps_values))) if label_delay_s else 0
+    k = 1
+    if temporal_pooling_s:
+        if len(fps_values) > 1:
+            raise ValueError(f"{data_dir}: sessions have different frame rates {sorted(fps_values)}; "
+                             f"resample them to one rate before temporal pooling")
+        k = pooling_frames(temporal_pooling_s, next(iter(fps_values)))
+        if window % k:
+            raise ValueError(f"the clip length ({window} frames) must be a multiple of the temporal pooling "
+                             f"window ({temporal_pooling_s} s = {k} frames); change data.window")
+
+    def prepare(s):
+        # A frame counts when a face was seen in it and its (delay-shifted) rating is a real one.
+        weights = tf.cast(s["face_present"], tf.float32)
+        ratings, weights = shift_labels(s["ratings"], weights, shift)
+        valid, _ = shift_labels(tf.cast(s["rating_valid"], tf.float32)[:, None], weights, shift)
+        out = {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0]}
+        if "audio" in inputs:
+            out["audio"] = s["audio"]
+        return out
+
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if label_fusion not in LABEL_FUSIONS:
+        raise ValueError(f"label_fusion must be one of {', '.join(LABEL_FUSIONS)}, not {label_fusion!r}")
+    if "audio" in inputs:
+        check_audio(manifest, data_dir)
+    span = clip_span(window, frame_step)
+    extra = 1 if target == "siamese" else 0  # the second clip of a pair starts one frame later
+
+    def clip(s, i):
+        picked = {key: s[key][i:i + span:frame_step] for key in ("frames", "ratings", "weights")
+                  + (("audio",) if "audio" in inputs else ())}
+        x = {"video": tf_temporal_pool(picked["frames"], k)}
+        if "audio" in inputs:
+            x["audio"] = tf_temporal_pool(picked["audio"], k)
+        x = x[inputs[0]] if len(inputs) == 1 else {name: x[name] for name in inputs}
+        y, w = tf_temporal_pool(picked["ratings"], k), tf_temporal_pool(picked["weights"], k)
+        if target == "clip":
+            y, w = fuse_labels(y, w, label_fusion)
+        return x, y, w
+
+    def to_windows(s):
+        t = tf.shape(s["frames"])[0]
+        starts = tf.range(0, tf.maximum(t - span - extra + 1, 0), hop)
+        if target == "siamese":
+            def pair(i):
+                a, b = clip(s, i), clip(s, i + 1)
+                return tuple(tf.nest.map_structure(lambda u, v: tf.stack([u, v]), a[j], b[j]) for j in range(3))
+
+            return tf.data.Dataset.from_tensor_slices(starts).map(pair)
+        return tf.data.Dataset.from_tensor_slices(starts).map(lambda i: clip(s, i))
+
+    ds = load_sessions(data_dir, partitions, crops).map(prepare)
+    if cache:
+        ds = ds.cache()
+    ds = ds.flat_map(to_windows)
+    if epochs is not None:
+        # One dataset per epoch with a Python seed (a tensor seed breaks tf.random's global-seed logic).
+        def augmented(clips, epoch_seed):
+            if not augment:
+                return clips
+
+            def one(index, element):
+                x, y, w = element
+                key = tf.stack([tf.constant(epoch_seed, tf.int64), index])
+                if isinstance(x, dict):
+                    x = {**x, "video": augment_frames(x["video"], key, augment)}
+                else:
+                    x = augment_frames(x, key, augment)
+                return x, y, w
+
+            return clips.enumerate().map(one)
+
+        parts = [augmented(ds.shuffle(SHUFFLE_BUFFER, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
+                           if shuffle else ds, seed * 1_000_003 + e).batch(batch_size, drop_remainder=drop_remainder)
+                 for e in range(*epochs)]
+        if not parts:
+            return ds.batch(batch_size).take(0)
+        out = parts[0]
+        for part in parts[1:]:
+            out = out.concatenate(part)
+        return out.prefetch(tf.data.AUTOTUNE)
+    if shuffle:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def check_audio(manifest: dict[str, Any], data_dir: str | Path) -> int:
+    """Samples of audio per frame for a model that takes audio, or a clear error saying why the
+    preprocessed corpus cannot give them."""
+    audio = manifest.get("audio") or {}
+    if not audio.get("sample_rate"):
+        missing = audio.get("sessions_without_audio") or [s["session"] for s in manifest["sessions"]]
+        raise ValueError(f"{data_dir}: sessions without audio ({', '.join(missing[:5])}"
+                         f"{', ...' if len(missing) > 5 else ''}); preprocess the corpus with --audio and audio "
+                         f"files for every session")
+    if not audio.get("samples_per_frame"):
+        rates = sorted({s["fps"] for s in manifest["sessions"]})
+        raise ValueError(f"{data_dir}: sessions have different frame rates {rates}, so their frames hold different "
+                         f"numbers of audio samples; an audio model needs one frame rate (resample the videos to one rate)")
+    return int(audio["samples_per_frame"])
+
+
+def fuse_labels(ratings, weights, fusion: str = "mean"):
+    """One label per clip from its frames' (L, D) ratings and (L,) weights (Teixeira et al. 2021,
+    Sec. 3.2): ``mean`` of the valid frames or ``extremum``, per dimension the valid rating with the
+    largest magnitude. Returns ((D,) ratings, () weight = fraction of valid frames)."""
+    import tensorflow as tf
+
+    valid = tf.cast(weights > 0, ratings.dtype)[:, None]
+    count = tf.reduce_sum(valid)
+    if fusion == "mean":
+        fused = tf.reduce_sum(ratings * valid, axis=0) / tf.maximum(count, 1.0)
+    else:
+        magnitude = tf.where(valid > 0, tf.abs(ratings), -1.0)
+        index = tf.argmax(magnitude, axis=0)
+        fused = tf.gather_nd(tf.transpose(ratings), tf.stack([tf.range(tf.shape(ratings)[1], dtype=index.dtype),
+                                                              index], axis=1))
+    return fused, tf.reduce_mean(tf.cast(weights, ratings.dtype))
+
+
+def count_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
+                  frame_step: int = 1, target: str = "frame") -> int:
+    """How many clips (or pairs) :func:`training_windows` cuts from the partition(s), from the manifest."""
+    manifest = read_manifest(data_dir)
+    if isinstance(partitions, str):
+        partitions = [partitions]
+    span = clip_span(window, frame_step) + (1 if target == "siamese" else 0)
+    return sum((s["num_frames"] - span) // hop + 1 for s in manifest["sessions"]
+               if s["partition"] in partitions and s["num_frames"] >= span)
+
+
+def session_arrays(data_dir: str | Path, partitions: str | list[str] | None = None,
+                   crops: str | None = None) -> list[dict[str, Any]]:
+    """Whole sessions as numpy arrays (for evaluation and tests), with the frames of crop set ``crops``."""
+    out = []
+    for s in load_sessions(data_dir, partitions, crops).as_numpy_iterator():
+        s = dict(s)
+        for key in ("session", "subject", "partition"):
+            s[key] = s[key].decode()
+        out.append(s)
+    return out

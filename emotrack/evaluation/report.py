@@ -1,0 +1,246 @@
+"""Evaluation of a run folder: whole sessions through the model, metrics, a report and a plot.
+
+Writes ``report.json`` (metrics per partition and per session, with the metric options that
+produced them) and ``plot_<session>.png`` (prediction against the gold standard for the first test
+session, as Huang et al. 2018 Fig. 5) into the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotrack.config.run import load_run_config
+from emotrack.data.pipeline import delay_frames, session_arrays
+from emotrack.evaluation.metrics import ccc, compute_metrics
+from emotrack.files import atomic_path
+from emotrack.inference.session import predict_frames, undo_label_delay
+
+REPORT = "report.json"
+
+
+def _plot(path: Path, session: dict[str, Any], gold: np.ndarray, pred: np.ndarray, targets: list[str],
+          scores: dict[str, float]) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 2.6 * len(targets)))
+    axes = fig.subplots(len(targets), 1, sharex=True)
+    for ax, name, k in zip(np.atleast_1d(axes), targets, range(len(targets))):
+        ax.plot(session["time"], gold[:, k], label="gold standard", color="tab:blue")
+        ax.plot(session["time"], pred[:, k], label="prediction", color="tab:red")
+        ax.set_ylabel(name)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_title(f"{session['session']} {name}: CCC {scores[name]:.3f} (raw predictions)", fontsize=9)
+        ax.legend(loc="upper right", fontsize=8)
+    np.atleast_1d(axes)[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> Path:
+    """Write a figure made with `matplotlib.figure.Figure` (no pyplot: the caller's backend and open
+    figures are left alone) atomically as PNG."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    return path
+
+
+def _plot_scatter(path: Path, golds: list[np.ndarray], preds: list[np.ndarray], masks: list[np.ndarray],
+                  targets: list[str], title: str) -> Path:
+    """Predicted vs gold on the arousal-valence plane (valence on x, arousal on y), one point per
+    scored frame, gold and prediction side by side."""
+    from matplotlib.figure import Figure
+
+    gold, pred = np.concatenate(golds), np.concatenate(preds)
+    mask = np.concatenate(masks).astype(bool)
+    a, v = targets.index("arousal"), targets.index("valence")
+    fig = Figure(figsize=(5.5, 5.5))
+    ax = fig.subplots()
+    ax.scatter(gold[mask, v], gold[mask, a], s=3, alpha=0.4, color="tab:blue", label="gold standard")
+    ax.scatter(pred[mask, v], pred[mask, a], s=3, alpha=0.4, color="tab:red", label="prediction")
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.axvline(0, color="0.7", lw=0.8)
+    ax.set_xlim(-1.05, 1.05)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("valence")
+    ax.set_ylabel("arousal")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8, markerscale=3)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _plot_history(path: Path, history: Path) -> Path | None:
+    """Training curves from ``history.csv``: loss and CCC on train and devel per epoch."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    if not history.is_file():
+        return None
+    table = pd.read_csv(history)
+    if table.empty:
+        return None
+    fig = Figure(figsize=(10, 3.5))
+    axes = fig.subplots(1, 2)
+    for ax, key in zip(axes, ("loss", "ccc")):
+        for prefix, label in (("", "train"), ("val_", "devel")):
+            if prefix + key in table:
+                ax.plot(table["epoch"] + 1, table[prefix + key], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.upper() if key == "ccc" else key)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _write_metrics_csv(run_dir: Path, report: dict[str, Any]) -> Path:
+    """The report as a flat table: one row per partition, kind (raw / post_processed), scope
+    (all sessions or one session) and dimension."""
+    import pandas as pd
+
+    rows = []
+    for partition, entry in report["partitions"].items():
+        for kind in ("raw", "post_processed"):
+            if kind not in entry:
+                continue
+            for dim in report["targets"]:
+                rows.append({"partition": partition, "kind": kind, "session": "all", "dimension": dim,
+                             **entry[kind][dim]})
+        for session, scores in entry["sessions"].items():
+            for dim in report["targets"]:
+                rows.append({"partition": partition, "kind": "raw", "session": session, "dimension": dim,
+                             "CCC": scores[dim]})
+    path = run_dir / "metrics.csv"
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
+    return path
+
+
+def _write_predictions(run_dir: Path, predicted: dict[str, dict], targets: list[str], chain, rate_hz: float) -> Path:
+    """One row per frame of every evaluated session: gold, raw prediction (delay undone, at the
+    frame rate), post-processed prediction and the face mask, as ``predictions.csv``."""
+    import pandas as pd
+
+    tables = []
+    for partition, p in predicted.items():
+        for s, gold, pred, mask in zip(p["sessions"], p["golds"], p["preds"], p["masks"]):
+            table = pd.DataFrame({"partition": partition, "session": s["session"],
+                                  "time": np.round(s["time"], 6)})
+            post = chain.apply(pred, rate_hz) if chain is not None else None
+            for k, name in enumerate(targets):
+                table[f"gold_{name}"] = gold[:, k]
+                table[f"pred_{name}"] = pred[:, k]
+                if post is not None:
+                    table[f"post_{name}"] = post[:, k]
+            table["face_present"] = mask.astype(int)
+            tables.append(table)
+    path = run_dir / "predictions.csv"
+    with atomic_path(path) as tmp:
+        pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6f")
+    return path
+
+
+def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoint: str = "best.keras",
+             aggregation: str = "concat", postprocessing: str | None = None) -> dict[str, Any]:
+    """Evaluate a run on whole sessions of its data and write the report.
+
+    The post-processing chain (``evaluate.postprocessing`` in the run's config, or the argument:
+    ``tzirakis2017``, ``teixeira2021`` or ``none``) is fitted on the devel partition only, saved as
+    ``postprocessing.json`` and applied unchanged to every partition; the report holds raw and
+    post-processed metrics side by side.
+
+    Returns:
+        the report dict (also written to ``run_dir/report.json``).
+    """
+    from emotrack.evaluation.postprocess import (
+        PostProcessingChain,
+        raw_and_post_processed_metrics,
+    )
+    from emotrack.inference.session import CompiledModel
+    from emotrack.models import load_model
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    model_path = run_dir / checkpoint
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} does not exist; has `emotrack train` finished for {run_dir}?")
+    model = CompiledModel.wrap(load_model(model_path))  # one traced graph: the numbers of the model, faster
+    targets = config["targets"]
+    partitions = partitions or config["evaluate"]["partitions"]
+    postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")
+    target_idx = [config["data"]["dimensions"].index(d) for d in targets]
+
+    def predict_partition(partition):
+        sessions = session_arrays(config["data"]["dir"], partition, config["data"].get("crops"))
+        out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
+        for s in sessions:
+            pred = predict_frames(model, s, config)
+            shift = delay_frames(config["data"].get("label_delay_s", 0.0), float(s["fps"]))
+            out["preds"].append(undo_label_delay(pred, shift))
+            out["golds"].append(s["ratings"][:, target_idx])
+            out["masks"].append(s["face_present"].astype(bool) & s["rating_valid"].astype(bool))
+        return out
+
+    needed = list(dict.fromkeys((["devel"] if postprocessing != "none" else [])
+                                + (["train"] if postprocessing == "teixeira2021" else []) + list(partitions)))
+    predicted = {p: predict_partition(p) for p in needed}
+    rates = {float(s["fps"]) for p in predicted.values() for s in p["sessions"]}
+    if len(rates) != 1:
+        raise ValueError(f"sessions have different frame rates {sorted(rates)}; evaluation needs one rate")
+    rate_hz = rates.pop()
+    chain = None
+    if postprocessing != "none":
+        dev, train = predicted["devel"], predicted.get("train")
+        chain = PostProcessingChain(variant=postprocessing).fit(
+            dev["golds"], dev["preds"], rate_hz, masks=dev["masks"], dimensions=targets,
+            **({"train_golds": train["golds"], "train_preds": train["preds"], "train_masks": train["masks"]}
+               if train else {}))
+        chain.save(run_dir)
+
+    report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"], "checkpoint": checkpoint,
+                              "targets": targets, "rate_hz": rate_hz, "postprocessing": postprocessing,
+                              "partitions": {}}
+    plotted, session_plots = None, []
+    for partition in partitions:
+        p = predicted[partition]
+        if chain is not None:
+            both = raw_and_post_processed_metrics(p["golds"], p["preds"], chain, masks=p["masks"],
+                                                  rate_hz=rate_hz, aggregation=aggregation)
+            entry = {"raw": both["raw"], "post_processed": both["post_processed"]}
+        else:
+            entry = {"raw": compute_metrics(p["golds"], p["preds"], p["masks"], dimensions=targets,
+                                            aggregation=aggregation)}
+        entry["num_sessions"] = len(p["sessions"])
+        entry["sessions"] = {s["session"]: {name: ccc(g[:, k], pr[:, k], mask=m) for k, name in enumerate(targets)}
+                             for s, g, pr, m in zip(p["sessions"], p["golds"], p["preds"], p["masks"])}
+        report["partitions"][partition] = entry
+        if partition == "test":  # Huang et al. 2018, Fig. 5: prediction and gold of every test session
+            for s, gold, pred in zip(p["sessions"], p["golds"], p["preds"]):
+                path = run_dir / f"plot_{s['session']}.png"
+                _plot(path, s, gold, pred, targets, entry["sessions"][s["session"]])
+                session_plots.append(str(path))
+                plotted = plotted or path
+    report["post_processing"] = chain.to_dict() if chain is not None else None
+    report["plot"] = str(plotted) if plotted else None
+    plots: dict[str, Any] = {"sessions": session_plots}
+    if {"arousal", "valence"} <= set(targets):
+        for partition in partitions:
+            p = predicted[partition]
+            if p["sessions"]:
+                plots[f"scatter_{partition}"] = str(_plot_scatter(
+                    run_dir / f"scatter_{partition}.png", p["golds"], p["preds"], p["masks"], targets,
+                    f"{partition}: {len(p['sessions'])} sessions, raw predictions"))
+    curves = _plot_history(run_dir / "training_curves.png", run_dir / "history.csv")
+    if curves:
+        plots["training_curves"] = str(curves)
+    report["plots"] = plots
+    report["metrics_csv"] = str(run_dir / "metrics.csv")
+    report["predictions"] = str(_write_predictions(run_dir, {p: predicted[p] for p in partitions}, targets,
+                                                   chain, rate_hz))
+    _write_metrics_csv(run_dir, report)
+    with atomic_path(run_dir / REPORT) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return report

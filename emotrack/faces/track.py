@@ -1,0 +1,213 @@
+"""Face tracking over video (`FaceTracker`), many times faster than MTCNN on every frame and
+memory-bounded: see `emotrack.faces.detect` for how the stages are split between key frames and the
+frames between them; `read_ahead` decodes frames ahead in a thread."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from emotrack.faces.detect import (
+    Face,
+    FaceDetector,
+    TrackedFace,
+    _face_from_row,
+    box_iou,
+    choose_face,
+)
+
+# Two key frames continue one track when their faces overlap by at least this IoU; below it (a cut, a
+# jump, another face chosen) the frames between them are detected one by one. A face that moves by up
+# to 40 % of its width from one key frame to the next still passes.
+_CONTINUITY_IOU = 0.4
+
+
+_END = object()
+
+
+class _Failure(NamedTuple):
+    error: BaseException
+
+
+def read_ahead(items: Iterable[Any], size: int) -> Iterator[Any]:
+    """Iterate over ``items`` in a background thread, up to ``size`` items ahead of the consumer.
+
+    Decoding (PyAV) and MTCNN (TensorFlow) both release Python's lock while they work, so a video can be
+    decoded while the faces of the frames before are found. An error in the producer is raised here;
+    closing this iterator stops the producer.
+    """
+    buffer: queue.Queue = queue.Queue(max(int(size), 1))
+    stop = threading.Event()
+
+    def put(value) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        source = iter(items)
+        try:
+            for item in source:
+                if not put(item):
+                    break
+            else:
+                put(_END)
+        except BaseException as err:  # handed to the consumer, which raises it
+            put(_Failure(err))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="emotrack-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+class FaceTracker:
+    """Faces in every frame of a video: MTCNN on key frames, O-Net tracking in between.
+
+    See the module docstring for how it works. Results keep the frame order; a frame without a face gives
+    None, never a dropped frame. Memory holds about ``batch_size + read_ahead`` frames.
+
+    Args:
+        every: a key frame every ``every`` frames (1: MTCNN's proposal stages on every frame).
+        min_face: smallest face to find, as a fraction of the frame's shorter side (see `FaceDetector`).
+        min_confidence: a face, found or tracked, needs O-Net's confidence above it.
+        select: which face to follow when several are present (see `choose_face`). It is applied at
+            every key frame and every frame detected afresh; between key frames the tracked face is kept.
+        batch_size: frames per chunk (rounded up to a multiple of ``every``): MTCNN calls are batched over
+            a chunk's key frames, and O-Net over all its frames.
+        read_ahead: frames decoded ahead in a background thread (0: none).
+    """
+
+    def __init__(self, every: int = 5, min_face: float = 0.2, min_confidence: float = 0.9,
+                 select: str = "largest", batch_size: int = 30, read_ahead: int = 32):
+        if every < 1:
+            raise ValueError(f"every must be at least 1, not {every}")
+        self.every = int(every)
+        self.batch_size = -(-max(int(batch_size), 1) // self.every) * self.every
+        self.read_ahead = int(read_ahead)
+        self.detector = FaceDetector(min_confidence=min_confidence, batch_size=self.batch_size, select=select,
+                                     min_face=min_face)
+
+    @property
+    def select(self) -> str:
+        return self.detector.select
+
+    @property
+    def min_confidence(self) -> float:
+        return self.detector.min_confidence
+
+    def track(self, items: Iterable[Any], frame: Callable[[Any], np.ndarray] | None = None
+              ) -> Iterator[tuple[Any, TrackedFace | None]]:
+        """Follow the face through a video.
+
+        Args:
+            items: RGB uint8 frames (H, W, 3), in order, or anything ``frame`` gets one from, e.g. the
+                (time, frame) pairs of `emotrack.media.video.iter_frames` with ``frame=lambda item: item[1]``.
+            frame: how to get the frame from an item; the item itself when None.
+        Yields:
+            (item, face) per item, in order; face is a `TrackedFace` (box in pixels of the frame) or None.
+        """
+        get = frame if frame is not None else (lambda item: item)
+        ahead = read_ahead(items, self.read_ahead) if self.read_ahead > 0 else None
+        source = ahead if ahead is not None else iter(items)
+        previous: tuple[np.ndarray | None, TrackedFace | None] | None = None  # last key frame's row, face
+        start, buffer = 0, []
+        try:
+            for item in source:
+                buffer.append(item)
+                # Chunks end on a key frame so that every frame between two key frames is in one chunk;
+                # the first chunk also holds frame 0.
+                if len(buffer) == self.batch_size + (1 if previous is None else 0):
+                    faces, previous = self._chunk([get(i) for i in buffer], start, previous, final=False)
+                    yield from zip(buffer, faces)
+                    start, buffer = start + len(buffer), []
+            if buffer:
+                faces, _ = self._chunk([get(i) for i in buffer], start, previous, final=True)
+                yield from zip(buffer, faces)
+        finally:
+            if ahead is not None:  # stops the read-ahead thread when the caller stops early
+                ahead.close()
+
+    def track_all(self, frames: Iterable[np.ndarray]) -> list[TrackedFace | None]:
+        """`track` over frames, returning only the faces."""
+        return [face for _, face in self.track(frames)]
+
+    def _chunk(self, frames: list[np.ndarray], start: int, previous, final: bool):
+        """Faces of frames start .. start + len(frames) - 1; ``previous`` is the last key frame's (row, face)
+        from the chunk before. Returns the faces and this chunk's last key frame's (row, face)."""
+        n = len(frames)
+        key = [(start + i) % self.every == 0 for i in range(n)]
+        if final:
+            key[-1] = True
+        rows: list[np.ndarray | None] = [None] * n
+        faces: list[TrackedFace | None] = [None] * n
+
+        keys = [i for i in range(n) if key[i]]
+        before = previous[1] if previous is not None else None
+        for i, candidates in zip(keys, self.detector._detect_rows([frames[i] for i in keys])):
+            rows[i], faces[i] = self._choose(candidates, before, frames[i].shape[1])
+            before = faces[i] if faces[i] is not None else before
+
+        # Between two key frames whose faces continue one another: O-Net on interpolated proposals.
+        redetect, proposals, tracked = [], [], []
+        anchors = ([(-1, previous[0], previous[1])] if previous is not None else []) + \
+                  [(i, rows[i], faces[i]) for i in keys]
+        for (a, row_a, face_a), (b, row_b, face_b) in zip(anchors, anchors[1:]):
+            between = range(a + 1, b)
+            if face_a is None or face_b is None or box_iou(face_a.box, face_b.box) < _CONTINUITY_IOU:
+                redetect.extend(between)
+                continue
+            for i in between:
+                w = (i - a) / (b - a)
+                proposals.append(np.r_[i, (1 - w) * row_a[16:20] + w * row_b[16:20]])
+                tracked.append(i)
+        if proposals:
+            refined = self.detector._staged().refine(frames, np.array(proposals))
+            for i, row in zip(tracked, refined):
+                if row[5] >= self.min_confidence:
+                    h, w = frames[i].shape[:2]
+                    row[[1, 3]] = np.clip(row[[1, 3]], 0, w - 1)
+                    row[[2, 4]] = np.clip(row[[2, 4]], 0, h - 1)
+                    rows[i], faces[i] = row, _face_from_row(row, "tracked")
+                else:  # the track is lost: find the face again
+                    redetect.append(i)
+
+        redetect.sort()
+        for i, candidates in zip(redetect, self.detector._detect_rows([frames[i] for i in redetect])):
+            earlier = next((faces[j] for j in range(i - 1, -1, -1) if faces[j] is not None), None)
+            if earlier is None and previous is not None:
+                earlier = previous[1]
+            rows[i], faces[i] = self._choose(candidates, earlier, frames[i].shape[1])
+        last = keys[-1] if keys else None
+        carry = (rows[last], faces[last]) if last is not None else previous
+        return faces, carry
+
+    def _choose(self, candidates: np.ndarray, previous: Face | None, frame_width: int):
+        """The row and face chosen among one frame's candidate rows, or (None, None)."""
+        kept = [r for r in candidates if r[5] >= self.min_confidence]
+        options = [_face_from_row(r, "detected") for r in kept]
+        face = choose_face(options, self.select, previous, frame_width)
+        if face is None:
+            return None, None
+        return next((row, option) for row, option in zip(kept, options) if option is face)

@@ -1,0 +1,185 @@
+"""Inference over whole sessions, shared by evaluate, predict and export: a session's inputs are cut
+as the training pipeline cut them (clips, frame subsampling, temporal pooling), run through the model
+and put back to one prediction per frame; the annotator delay is undone here too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from emotrack.data.temporal import temporal_pool, temporal_unpool
+
+
+def predict_session(model, frames, chunk: int, factor: int = 1) -> np.ndarray:
+    """Per-frame predictions for a whole session.
+
+    Args:
+        frames: (T, H, W, C) face crops, or a dict of (T, ...) arrays by input name (e.g. ``audio``
+            and ``video``).
+        chunk: frames per forward pass (bounds memory); rounded down to a multiple of ``factor``.
+        factor: the model's temporal reduction; the tail is padded by repeating the last frame.
+    Returns:
+        float32 (T, outputs).
+    """
+    arrays = frames if isinstance(frames, dict) else {"x": frames}
+    t = len(next(iter(arrays.values())))
+    chunk = max(factor, chunk - chunk % factor)
+    outs = []
+    for start in range(0, t, chunk):
+        parts = {}
+        for name, x in arrays.items():
+            part = np.asarray(x[start:start + chunk], np.float32)
+            pad = (-len(part)) % factor
+            if pad:
+                part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
+            parts[name] = part[None]
+        n = min(chunk, t - start)
+        batch = parts["x"] if "x" in parts else parts
+        outs.append(np.asarray(model(batch, training=False))[0, :n])
+    return np.concatenate(outs).astype(np.float32)
+
+
+def _stream(model):
+    """The single-stream network inside a Siamese model (AST-Net predicts with one stream)."""
+    nested = [layer for layer in model.layers if isinstance(layer, type(model)) or hasattr(layer, "layers")]
+    if not nested:
+        raise ValueError(f"{model.name} holds no single-stream network to predict with")
+    return nested[0]
+
+
+def predict_frames(model, session: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
+    """One prediction per frame of a whole session, whatever the model's kind (frame-level,
+    clip-level or Siamese), undoing what the training pipeline did to its input: temporal pooling
+    (Huang 2018), frame subsampling (``data.frame_step``: the session is cut into the interleaved
+    subsequences ``frames[j::step]``, each predicted and put back in place), and clips (each
+    frame gets the mean prediction of the clips that cover it). Returns (T, outputs)."""
+    from emotrack.config.run import input_contract
+    from emotrack.data.clips import clip_hop, clip_starts
+    from emotrack.inference.session import pooled_predictions, stitch_clips
+    from emotrack.models import model_info
+
+    info = model_info(config["model"]["name"])
+    data_cfg = config["data"]
+    chunk = config["evaluate"].get("chunk", 600)
+    step = int(data_cfg.get("frame_step", 1))
+    names = {"video": "frames", "audio": "audio"}
+    arrays = {name: session[names[name]] for name in info.inputs}
+    inputs = arrays[info.inputs[0]] if len(arrays) == 1 else arrays
+    length = len(session["frames"])
+    if info.target == "clip":
+        span = (data_cfg["window"] - 1) * step + 1
+        starts = clip_starts(length, span, config["evaluate"].get("hop") or clip_hop(data_cfg))
+        values = []
+        for first in range(0, len(starts), 16):
+            batch = {}
+            for name, x in arrays.items():
+                clips = []
+                for start in starts[first:first + 16]:
+                    clip = x[start:start + span:step]
+                    if len(clip) < data_cfg["window"]:  # a session shorter than one clip
+                        clip = np.concatenate([clip, np.repeat(clip[-1:], data_cfg["window"] - len(clip), 0)])
+                    clips.append(clip)
+                batch[name] = np.stack(clips).astype(np.float32)
+            values.append(np.asarray(model(batch[info.inputs[0]] if len(batch) == 1 else batch, training=False)))
+        return stitch_clips(np.concatenate(values), starts, span, length)
+    if info.target == "siamese":
+        model = _stream(model)
+    k, factor = input_contract(config, float(session["fps"]))
+    if step == 1:
+        return pooled_predictions(model, inputs, k, chunk, factor)
+    pred = None
+    for j in range(step):
+        part = {n: x[j::step] for n, x in arrays.items()}
+        out = pooled_predictions(model, part[info.inputs[0]] if len(part) == 1 else part, k, chunk, factor)
+        if pred is None:
+            pred = np.zeros((length, out.shape[1]), np.float32)
+        pred[j::step] = out
+    return pred
+
+
+def undo_label_delay(pred: np.ndarray, frames: int) -> np.ndarray:
+    """Move predictions ``frames`` later in time, to compare them with ratings that lag the face
+    (the first value is held at the start)."""
+    if frames <= 0:
+        return pred
+    frames = min(frames, len(pred))
+    return np.concatenate([np.repeat(pred[:1], frames, axis=0), pred[: len(pred) - frames]])
+
+
+def pooled_predictions(model, inputs, k: int, chunk: int, factor: int = 1) -> np.ndarray:
+    """Per-frame predictions of a model trained on temporally pooled input.
+
+    ``inputs`` (T, ...) for one input, or a dict of them by input name, are pooled by ``k``, run
+    through the model in chunks (see :func:`emotrack.inference.session.predict_session`, ``factor`` being
+    the network's own reduction of time) and the predictions repeated back to T steps: (T, outputs).
+    """
+    from emotrack.inference.session import predict_session
+
+    single = not isinstance(inputs, dict)
+    arrays = {"x": inputs} if single else dict(inputs)
+    length = len(next(iter(arrays.values())))
+    pooled = {name: (temporal_pool(x, k) if k > 1 else x) for name, x in arrays.items()}
+    pred = predict_session(model, pooled["x"] if single else pooled, max(1, chunk // k), factor)
+    return temporal_unpool(pred, k, length)
+
+
+def stitch_clips(clip_values: np.ndarray, starts: np.ndarray, span: int, length: int) -> np.ndarray:
+    """Per-frame values from per-clip values: every frame gets the mean of the clips that cover it.
+
+    ``clip_values`` (n, D) for clips of ``span`` frames at ``starts``; returns (length, D). A
+    frame covered by one clip gets that clip's value exactly.
+    """
+    clip_values = np.asarray(clip_values, np.float64)
+    sums = np.zeros((length, clip_values.shape[1]))
+    counts = np.zeros(length)
+    for start, value in zip(starts, clip_values):
+        end = min(int(start) + span, length)
+        sums[start:end] += value
+        counts[start:end] += 1
+    if (counts == 0).any():
+        raise ValueError("some frames are covered by no clip")
+    return (sums / counts[:, None]).astype(np.float32)
+
+
+class CompiledModel:
+    """A Keras model called through one ``tf.function`` traced for any batch and time length.
+
+    Eager calls run the time loop of ConvLSTM and LSTM layers step by step from Python; in a graph the
+    same network runs about twice as fast on a CPU, with the same numbers up to float rounding. Siamese
+    models are wrapped too: their nested single-stream network, which `predict_frames` predicts with,
+    is found under ``layers`` compiled in the same way.
+    """
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        specs = [tf.TensorSpec(tensor.shape, tf.float32) for tensor in model.inputs]
+        self._call = tf.function(lambda x: model(x, training=False), input_signature=specs[:1]) \
+            if len(specs) == 1 else None
+        self._layers = None
+
+    def __getattr__(self, name):
+        if name == "model":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.model, name)  # name, inputs, outputs, ... of the wrapped model
+
+    def __call__(self, x, training: bool = False):
+        if self._call is None or training:
+            return self.model(x, training=training)
+        return self._call(x)
+
+    @property
+    def layers(self) -> list:
+        if self._layers is None:
+            self._layers = [CompiledModel(layer) if hasattr(layer, "layers") and hasattr(layer, "inputs")
+                            else layer for layer in self.model.layers]
+        return self._layers
+
+    @classmethod
+    def wrap(cls, model):
+        """``model`` compiled where the TensorFlow backend runs it; as it is on other backends."""
+        import keras
+
+        return cls(model) if keras.backend.backend() == "tensorflow" else model

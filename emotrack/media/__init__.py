@@ -1,0 +1,1 @@
+"""Media decoding and encoding: video frames and audio samples with their time stamps, nothing else."""

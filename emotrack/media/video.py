@@ -1,0 +1,174 @@
+"""Video decoding with PyAV (FFmpeg's libraries, shipped in the ``av`` wheel), and folders of frames.
+
+Two frame sources give the same arrays: :func:`read_video` decodes a video file (its frame rate is
+the container's); :func:`read_frames_dir` reads a folder of numbered images, for corpora that ship
+clips as frames (AFEW-VA: ``NNN/00000.png ...``), at a rate the corpus spec states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+class VideoError(RuntimeError):
+    """A video file that is missing, unreadable or holds no video frames."""
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise VideoError(f"video {path} does not exist; check the spec's video.path and --root")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoError(f"video {path} cannot be read ({err}); re-encode it, e.g. "
+                         f"`ffmpeg -i {path.name} -c:v libx264 out.mp4`") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path} holds no video stream")
+    return container
+
+
+def video_fps(path: str | Path) -> float:
+    """The average frame rate the container declares for its first video stream."""
+    container = _open(Path(path))
+    try:
+        rate = container.streams.video[0].average_rate
+        return float(rate) if rate else 0.0
+    finally:
+        container.close()
+
+
+def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
+    """Decode a video frame by frame.
+
+    Yields:
+        (time in seconds, RGB frame uint8 (H, W, 3)), in presentation order.
+
+    Raises:
+        VideoError: naming the file, when it cannot be opened or decoding fails part-way.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate) if stream.average_rate else None
+        index = 0
+        for frame in container.decode(stream):
+            if frame.pts is not None and frame.time is not None:
+                t = float(frame.time)
+            elif rate:
+                t = index / rate
+            else:
+                raise VideoError(f"{path}: frames carry no time stamps and no frame rate is declared")
+            yield t, frame.to_ndarray(format="rgb24")
+            index += 1
+    except av.error.FFmpegError as err:
+        raise VideoError(f"video {path} could not be decoded ({err}); the file may be truncated") from err
+    finally:
+        container.close()
+
+
+def read_video(path: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decode a whole video into memory.
+
+    Returns:
+        frames uint8 (N, H, W, 3), times float64 (N,) in seconds starting at 0, fps.
+    """
+    times, frames = [], []
+    for t, frame in iter_frames(path):
+        times.append(t)
+        frames.append(frame)
+    if not frames:
+        raise VideoError(f"video {path} holds no decodable frames")
+    times_arr = np.asarray(times, dtype=np.float64)
+    times_arr -= times_arr[0]
+    return np.stack(frames), times_arr, video_fps(path)
+
+
+def read_frames_dir(path: str | Path, fps: float, pattern: str = "*.png") -> tuple[np.ndarray, np.ndarray, float]:
+    """Read a folder of frames stored as numbered images (``00000.png``, ``00001.png``, ...).
+
+    A folder has no frame rate of its own: ``fps`` is the rate of the clip the frames come from.
+    When every file name is a number, frame ``k`` (``0000k.png``) is at ``k / fps`` seconds, so that
+    per-frame ratings keyed by the same numbers line up even when a clip does not start at 0 or skips
+    a frame; otherwise frames are taken in name order, ``1 / fps`` apart.
+
+    Returns:
+        frames uint8 (N, H, W, 3), times float64 (N,) in seconds, fps.
+    Raises:
+        VideoError: naming the folder when it is missing or empty, or an image when it cannot be read
+            or its size differs from the first frame's.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_dir():
+        raise VideoError(f"frame folder {path} does not exist; check the spec's video.path and --root")
+    if not fps or fps <= 0:
+        raise VideoError(f"frame folder {path}: a positive frame rate is needed, got {fps}")
+    files = [p for p in path.glob(pattern) if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise VideoError(f"frame folder {path} holds no frame matching {pattern!r}")
+    numbered = all(p.stem.isdigit() for p in files)
+    files.sort(key=(lambda p: int(p.stem)) if numbered else (lambda p: p.name))
+    frames = []
+    for f in files:
+        try:
+            with Image.open(f) as image:
+                frame = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as err:
+            raise VideoError(f"frame {f} cannot be read ({err})") from err
+        if frames and frame.shape != frames[0].shape:
+            raise VideoError(f"frame {f} is {frame.shape[1]}x{frame.shape[0]} but the first frame of {path} is "
+                             f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+        frames.append(frame)
+    index = np.array([int(p.stem) for p in files] if numbered else range(len(files)), dtype=np.float64)
+    return np.stack(frames), index / float(fps), float(fps)
+
+
+def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", quality: int | None = None) -> Path:
+    """Encode RGB frames (uint8 (H, W, 3) each, an array or any iterable) into a video file with PyAV,
+    at a constant ``fps``, written under a temporary name and renamed when complete.
+
+    Args:
+        codec: ``libx264`` (H.264, in .mp4) or ``mpeg4`` (MPEG-4 part 2, what Xvid writes, in .avi).
+        quality: H.264's CRF (0-51, lower is better; default 18) or MPEG-4's qscale (1-31; default 2).
+    Returns:
+        ``path``.
+    """
+    from fractions import Fraction
+
+    import av
+
+    from emotrack.files import atomic_path
+
+    path = Path(path)
+    if codec not in ("libx264", "mpeg4"):
+        raise ValueError(f"codec must be 'libx264' or 'mpeg4', not {codec!r}")
+    rate = Fraction(fps).limit_denominator(1001)
+    with atomic_path(path, keep_suffix=True) as tmp:
+        with av.open(str(tmp), mode="w") as container:
+            stream = None
+            for k, image in enumerate(frames):
+                if stream is None:
+                    stream = container.add_stream(codec, rate=rate)
+                    stream.height, stream.width = image.shape[:2]
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = ({"crf": str(18 if quality is None else quality), "preset": "veryfast",
+                                       "threads": "1"} if codec == "libx264"
+                                      else {"qscale": str(2 if quality is None else quality)})
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts, frame.time_base = k, 1 / rate
+                container.mux(stream.encode(frame))
+            if stream is None:
+                raise ValueError(f"no frames to write to {path}")
+            container.mux(stream.encode(None))
+    return path

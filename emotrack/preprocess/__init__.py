@@ -1,0 +1,1 @@
+"""Preprocessing: a corpus spec and its files -> face crops, aligned ratings and audio in TFRecords with a manifest."""

@@ -1,0 +1,1 @@
+"""Reproduction of the papers' tables: repeats of an experiment over seeds, summarised."""

@@ -1,0 +1,147 @@
+"""Pre-training of a 2D backbone on discrete emotions (Teixeira et al. 2021, Sec. 3.1 and 4.3), the
+first stage before the VGG-16-LSTM or an i3D-CNN is fine-tuned on continuous ratings.
+
+The labelled face images are read in the RAF-DB release layout (basic emotions)::
+
+    ROOT/EmoLabel/list_patition_label.txt      "train_00001.jpg 5" per line (labels 1..7)
+    ROOT/Image/aligned/train_00001_aligned.jpg (100x100 aligned faces), or
+    ROOT/Image/original/train_00001.jpg
+
+Labels 1..7 are surprise, fear, disgust, happiness, sadness, anger, neutral, the order of
+:data:`emotrack.models.teixeira2021.EMOTIONS`. Images whose name starts with ``train`` train the
+network, those starting with ``test`` measure it.
+
+As in Sec. 4.3: Adam with a learning rate of 1e-5, batches of 16, the loss weighted per class by
+inverse frequency (RAF-DB is unbalanced), and rotation, flip and brightness augmentation. The run
+folder receives ``model.keras`` (the whole classifier), ``backbone.weights.h5`` (the backbone
+alone: pass it as ``model.options.weights`` to ``teixeira2021-vgg16-lstm`` or ``teixeira2021-i3d``,
+which load it, inflating it for the i3D), ``history.csv``, ``config.yaml`` and ``report.json``
+(test accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
+DEFAULT_AUGMENT = {"rotation_deg": 10, "flip": True, "brightness": 0.1}
+
+
+class DatasetLayoutError(ValueError):
+    """A folder that is not in the RAF-DB layout, or an image that is missing."""
+
+
+def read_rafdb(root: str | Path) -> list[tuple[Path, int, str]]:
+    """``(image path, label 0..6, "train" | "test")`` for every labelled image of a RAF-DB tree."""
+    root = Path(root)
+    label_file = root / LABEL_FILE
+    if not label_file.is_file():
+        raise DatasetLayoutError(f"{label_file} does not exist; --images must be the RAF-DB 'basic' folder "
+                                 f"(holding EmoLabel/ and Image/)")
+    items = []
+    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            name, label = line.split()
+            label = int(label)
+        except ValueError:
+            raise DatasetLayoutError(f"{label_file}:{number}: expected 'name.jpg label', got {line!r}") from None
+        if not 1 <= label <= 7:
+            raise DatasetLayoutError(f"{label_file}:{number}: label {label} is not one of 1..7")
+        stem, suffix = os.path.splitext(name)
+        candidates = [root / "Image" / "aligned" / f"{stem}_aligned{suffix}", root / "Image" / "original" / name]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise DatasetLayoutError(f"{label_file}:{number}: no image for {name} (looked for "
+                                     f"{candidates[0]} and {candidates[1]})")
+        partition = "train" if stem.startswith("train") else "test" if stem.startswith("test") else None
+        if partition is None:
+            raise DatasetLayoutError(f"{label_file}:{number}: {name} starts with neither 'train' nor 'test'")
+        items.append((path, label - 1, partition))
+    if not any(p == "train" for _, _, p in items):
+        raise DatasetLayoutError(f"{label_file} lists no training image")
+    return items
+
+
+def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
+    """Inverse-frequency weights, normalised so that the weighted sample count is unchanged:
+    ``n / (classes_present * count_c)``; classes without samples get weight 0."""
+    counts = np.bincount(labels, minlength=classes)
+    present = int((counts > 0).sum())
+    return {c: (float(len(labels) / (present * counts[c])) if counts[c] else 0.0) for c in range(classes)}
+
+
+def _images(items, size, batch_size, augment, seed, shuffle):
+    import tensorflow as tf
+
+    from emotrack.data.augment import augment_frames
+
+    paths = [str(p) for p, _, _ in items]
+    labels = np.array([label for _, label, _ in items], np.int64)
+
+    def load(index, path, label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = tf.image.resize(tf.cast(image, tf.float32), size)
+        if augment:
+            image = augment_frames(image, tf.stack([tf.constant(seed, tf.int64), index]), augment)
+        return image, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if shuffle:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.enumerate().map(lambda i, pair: load(i, pair[0], pair[1]), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def pretrain_2d(images_root: str | Path, out_dir: str | Path, backbone: str = "vgg16", weights=None,
+                fine_tune_from: str = "all", input_shape=(100, 80, 3), epochs: int = 20,
+                batch_size: int = 16, learning_rate: float = 1e-5, augment: dict | None = None,
+                seed: int = 0, overwrite: bool = False, verbose: int = 2) -> dict[str, Any]:
+    """Train ``teixeira2021-2d`` on the seven RAF-DB emotions and write the run folder (see the
+    module docstring). Returns the report (test accuracy, counts, files)."""
+    import keras
+
+    from emotrack.models import build_model
+    from emotrack.models.teixeira2021 import EMOTIONS
+
+    items = read_rafdb(images_root)
+    out_dir = Path(out_dir)
+    if (out_dir / "config.yaml").exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a pre-training run; choose another --out or pass --overwrite")
+    keras.utils.set_random_seed(seed)
+    model = build_model("teixeira2021-2d", backbone=backbone, weights=weights, fine_tune_from=fine_tune_from,
+                        input_shape=tuple(input_shape))
+    train_items = [i for i in items if i[2] == "train"]
+    test_items = [i for i in items if i[2] == "test"]
+    labels = np.array([label for _, label, _ in train_items])
+    config = {"stage": "teixeira2021-2d pre-training", "images": str(Path(images_root).resolve()),
+              "backbone": backbone, "weights": weights, "fine_tune_from": fine_tune_from,
+              "input_shape": list(input_shape), "epochs": epochs, "batch_size": batch_size,
+              "learning_rate": learning_rate, "augment": augment if augment is not None else DEFAULT_AUGMENT,
+              "seed": seed, "class_weights": class_weights(labels, len(EMOTIONS))}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    size = tuple(input_shape[:2])
+    train_ds = _images(train_items, size, batch_size, config["augment"], seed, shuffle=True)
+    test_ds = _images(test_items, size, batch_size, None, seed, shuffle=False) if test_items else None
+    model.fit(train_ds, validation_data=test_ds, epochs=epochs, class_weight=config["class_weights"],
+              callbacks=[keras.callbacks.CSVLogger(str(out_dir / "history.csv"))], verbose=verbose)
+    for target, save in ((out_dir / "model.keras", model.save),
+                         (out_dir / "backbone.weights.h5", model.get_layer(backbone).save_weights)):
+        tmp = target.with_name(target.stem + ".tmp" + "".join(target.suffixes))
+        save(tmp)
+        os.replace(tmp, target)
+    report = {"train_images": len(train_items), "test_images": len(test_items),
+              "test_accuracy": float(model.evaluate(test_ds, verbose=0)[1]) if test_ds is not None else None,
+              "backbone_weights": str(out_dir / "backbone.weights.h5"), "model": str(out_dir / "model.keras")}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report

@@ -1,0 +1,498 @@
+"""Training: a resolved experiment config + preprocessed data -> a run folder.
+
+The run folder holds ``config.yaml`` (the resolved config, the data folder and its manifest hash,
+the seed, package versions), ``best.keras`` (the checkpoint with the highest devel CCC),
+``last.keras``, ``history.csv``, TensorBoard logs in ``logs/`` and, for ``--resume``, the newest
+epoch's checkpoint in ``checkpoints/`` (model with optimiser state, and the random-number
+generator states, epoch and devel CCC history).
+
+``train.strategy`` spreads training over devices with TensorFlow's ``tf.distribute``:
+``default`` (one device), ``mirrored`` (the GPUs of this machine, or its CPU as one replica) or
+``multiworker`` (several machines, each started with the same command and a ``TF_CONFIG``
+environment variable naming the cluster and its own place in it). ``data.batch_size`` is the global
+batch: each of R replicas gets batch_size / R clips of it, so the CCC loss is computed per replica
+on its share and averaged, and results depend on R. In a multi-worker run only the chief (worker 0)
+writes the run folder; the other workers write their copy to a temporary folder removed at the end
+(or, to keep it, to ``$EMOTRACK_WORKER_DIR/worker-<index>``). ``train.mixed_precision: true`` computes
+in float16 with float32 variables (Keras's ``mixed_float16``, for GPUs), the model's outputs kept in
+float32; ``mixed_bfloat16`` there is for CPUs, whose TensorFlow kernels for 3D pooling take no float16.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from emotrack import __version__
+from emotrack.config.experiments import resolve_config
+from emotrack.config.run import CONFIG_FILE, input_contract, load_run_config
+from emotrack.data.clips import clip_hop
+from emotrack.data.pipeline import count_windows, training_windows
+from emotrack.files import atomic_path
+from emotrack.models import adapt_options, model_info
+from emotrack.records.manifest import manifest_hash, read_manifest
+
+CHECKPOINTS = "checkpoints"
+STRATEGIES = ("default", "mirrored", "multiworker")
+WORKER_DIR_ENV = "EMOTRACK_WORKER_DIR"
+
+
+class RunExistsError(FileExistsError):
+    """The run folder already holds a run."""
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    return {"emotrack": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def check_time_contract(config: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a clip length the model cannot take: the clip must be
+    a multiple of the temporal pooling window k, and the pooled clip a multiple of the network's
+    own temporal reduction (Huang 2018 Table 1); the Table 1 "temporal" variants need
+    ``data.temporal_pooling_s``."""
+    rates = sorted({s["fps"] for s in manifest["sessions"]})
+    k, factor = input_contract(config, rates[0])
+    window = config["data"]["window"]
+    pooling = config["model"]["options"].get("pooling")
+    if pooling in ("temporal", "max_tp") and not config["data"].get("temporal_pooling_s"):
+        raise ValueError(f"the {pooling!r} pooling variant averages frames and labels over time: set "
+                         f"data.temporal_pooling_s (Huang 2018 uses 0.2 to 0.8 s)")
+    if window % (k * factor):
+        raise ValueError(f"data.window={window} frames must be a multiple of {k * factor} (temporal pooling "
+                         f"window {k} frames x network time reduction {factor})")
+
+
+def make_optimizer(name: str, learning_rate: float):
+    import keras
+
+    optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+                  "sgd": keras.optimizers.SGD}
+    if name not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, not {name!r}")
+    return optimizers[name](learning_rate=learning_rate)
+
+
+def make_loss(name: str, terms: str | None = None):
+    """``ccc`` (1 - CCC), ``mse`` or ``astnet`` (Wang & Hsu 2017's composite loss; ``terms`` in
+    Table 1's notation, e.g. ``La+T+Lo+G+S``, the default, or ``La`` alone)."""
+    import keras
+
+    from emotrack.models.losses import ASTNetLoss, CCCLoss
+
+    if name == "ccc":
+        return CCCLoss()
+    if name == "mse":
+        return keras.losses.MeanSquaredError()
+    if name == "astnet":
+        return ASTNetLoss.ablation(terms or "La+T+Lo+G+S")
+    raise ValueError(f"loss must be 'ccc', 'mse' or 'astnet', not {name!r}")
+
+
+def data_facts(manifest: dict[str, Any], targets: list[str], window: int,
+               crops: str | None = None) -> dict[str, Any]:
+    """What a model's options may depend on (see :class:`emotrack.models.ModelInfo`): the size of
+    the crop set ``crops`` (``data.crops``; None: the data's default set) and the audio."""
+    from emotrack.data.pipeline import crop_feature
+
+    frame = crop_feature(manifest, crops)[1]
+    audio = manifest.get("audio") or {}
+    return {"height": frame["height"], "width": frame["width"], "channels": frame["channels"],
+            "audio_samples": audio.get("samples_per_frame"), "targets": list(targets), "window": window}
+
+
+def _seed_generators(model) -> list:
+    """Every random-number generator state of ``model`` (dropout and friends), in layer order."""
+    return [g for layer in model._flatten_layers(include_self=True, recursive=True)
+            for g in getattr(layer, "_seed_generators", [])]
+
+
+def _atomic_save_model(model, path: Path) -> None:
+    with atomic_path(path, keep_suffix=True) as tmp:  # Keras picks the format from the suffix
+        model.save(tmp)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete resume checkpoint of a run: ``(model file, state)``, or None."""
+    folder = Path(run_dir) / CHECKPOINTS
+    for state_file in sorted(folder.glob("epoch-*.json"), reverse=True):
+        model_file = state_file.with_suffix(".keras")
+        if model_file.is_file():
+            return model_file, json.loads(state_file.read_text())
+    return None
+
+
+def _run_checkpoint_callback(out_dir: Path, monitor: str, patience: int | None, state: dict[str, Any] | None):
+    import keras
+
+    class RunCheckpoint(keras.callbacks.Callback):
+        """After every epoch: ``best.keras`` when the devel CCC improved, a resume checkpoint
+        (model with optimiser state, then the RNG states, epoch and monitor history) written
+        atomically, and early stopping after ``patience`` epochs without improvement."""
+
+        def __init__(self):
+            super().__init__()
+            self.values = list(state["values"]) if state else []
+
+        def best_epoch(self) -> int | None:
+            """The first epoch with the highest devel CCC (NaN never counts)."""
+            best = None
+            for e, v in enumerate(self.values):
+                if v == v and (best is None or v > self.values[best]):
+                    best = e
+            return best
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            self.values.append(float(value) if value is not None else float("nan"))
+            if self.best_epoch() == epoch:
+                _atomic_save_model(self.model, out_dir / "best.keras")
+            if patience is not None and self.best_epoch() is not None and epoch - self.best_epoch() >= patience:
+                self.model.stop_training = True
+            folder = out_dir / CHECKPOINTS
+            folder.mkdir(exist_ok=True)
+            stem = f"epoch-{epoch + 1:04d}"
+            _atomic_save_model(self.model, folder / f"{stem}.keras")
+            states = [np.asarray(g.state.value).tolist() for g in _seed_generators(self.model)]
+            _atomic_write(folder / f"{stem}.json", json.dumps({
+                "epochs_done": epoch + 1, "monitor": monitor, "values": self.values,
+                "stopped": bool(self.model.stop_training), "seed_generator_states": states}))
+            for old in folder.glob("epoch-*"):
+                if not old.name.startswith(stem):
+                    old.unlink()
+
+    return RunCheckpoint()
+
+
+def _truncate_history(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` epochs of ``history.csv`` (the epochs a resume keeps)."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        _atomic_write(path, "".join(lines[: rows + 1]))
+
+
+_TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+
+
+def check_tf_config(text: str | None) -> dict[str, Any]:
+    """The cluster of a multi-worker run, from the JSON text of the ``TF_CONFIG`` environment
+    variable: the same ``cluster`` (job -> "host:port" addresses) on every machine and each
+    machine's own ``task`` (job type and index); a clear error when it is missing or malformed."""
+    hint = f"set it on every machine, e.g. TF_CONFIG='{_TF_CONFIG_EXAMPLE}' with task.index 0, 1, ..."
+    if not text:
+        raise ValueError(f"train.strategy=multiworker reads the cluster from the TF_CONFIG environment variable, "
+                         f"which is not set; {hint}")
+    try:
+        tf_config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not JSON ({err}); {hint}") from err
+    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
+    task = tf_config.get("task") if isinstance(tf_config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(hosts, list) and hosts and all(isinstance(h, str) and ":" in h for h in hosts)
+            for hosts in cluster.values()):
+        raise ValueError(f"TF_CONFIG needs a 'cluster' mapping each job to a list of host:port addresses; {hint}")
+    if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int) \
+            or not 0 <= task["index"] < len(cluster[task["type"]]):
+        raise ValueError(f"TF_CONFIG needs a 'task' with a 'type' among {sorted(cluster)} and an 'index' into its "
+                         f"addresses, not {task!r}; {hint}")
+    return tf_config
+
+
+_STRATEGIES: dict[str, Any] = {}
+
+
+def make_strategy(name: str):
+    """The ``tf.distribute`` strategy ``train.strategy`` names (see the module docstring), one per
+    process. ``multiworker`` must be made before TensorFlow runs anything in the process."""
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"train.strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")
+    if name == "multiworker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = {"default": tf.distribute.get_strategy, "mirrored": tf.distribute.MirroredStrategy,
+                             "multiworker": tf.distribute.MultiWorkerMirroredStrategy}[name]()
+    return _STRATEGIES[name]
+
+
+def worker_index(strategy) -> int | None:
+    """This process's index among the workers of a multi-worker run, or None when it writes the
+    run folder (one process, or the chief: task ``chief``, or worker 0 when there is none)."""
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster or resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                                        and "chief" not in cluster):
+        return None
+    return int(resolver.task_id)
+
+
+def allow_multiworker_fit(model) -> None:
+    """Let Keras 3's ``fit`` train ``model`` under ``MultiWorkerMirroredStrategy``, which it cannot
+    as released (keras-team/keras#20585; Keras 3.15): it builds a model made under a strategy by
+    reducing the first batch across workers, which fails for (x, y, weights) batches, and it reduces
+    each step's scalar logs along an axis 0 they do not have. The model is left to build when fit
+    traces its step (so fit must run in the strategy's scope) and step logs are averaged over the
+    replicas of all workers, so that every worker sees the same logs and stops at the same step."""
+    import keras
+    from keras.src.backend.tensorflow import trainer
+
+    model._distribute_strategy = None
+    if not hasattr(trainer.reduce_per_replica, "__wrapped__"):
+        reduce = trainer.reduce_per_replica
+
+        @functools.wraps(reduce)
+        def reduce_per_replica(values, strategy, reduction):
+            if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+                return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+            return reduce(values, strategy, reduction)
+
+        trainer.reduce_per_replica = reduce_per_replica
+
+
+@contextlib.contextmanager
+def mixed_precision_policy(setting: bool | str | None):
+    """Layers made inside compute in 16 bits with float32 variables: ``setting`` True (Keras's
+    ``mixed_float16``), ``mixed_float16`` or ``mixed_bfloat16``; False or None leaves the policy
+    alone. The global policy before is restored on leaving (layers keep theirs)."""
+    import keras
+
+    policy = "mixed_float16" if setting is True else setting or None
+    if policy not in (None, "mixed_float16", "mixed_bfloat16"):
+        raise ValueError(f"train.mixed_precision must be true, false, mixed_float16 or mixed_bfloat16, not {setting!r}")
+    previous = keras.mixed_precision.global_policy()
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_outputs(model):
+    """``model`` with a linear float32 activation after each output, as Keras advises for mixed
+    precision: the loss and metrics then see float32 predictions of the same shapes."""
+    import keras
+
+    flat = keras.tree.flatten(model.output)
+    cast = [keras.layers.Activation("linear", dtype="float32", name=f"output_float32_{i}" if len(flat) > 1
+                                    else "output_float32")(t) for i, t in enumerate(flat)]
+    return keras.Model(model.input, keras.tree.pack_sequence_as(model.output, cast), name=model.name)
+
+
+def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
+          overrides: list[str] | tuple[str, ...] = (), seed: int | None = None, overwrite: bool = False,
+          resume: bool = False, verbose: int = 2) -> Path:
+    """Train a named experiment on preprocessed data and write the run folder.
+
+    Args:
+        experiment: a name from :data:`emotrack.config.experiments.EXPERIMENTS`.
+        data_dir: the ``--out`` folder of ``emotrack preprocess``.
+        out_dir: the run folder to create.
+        overrides: ``section.key=value`` strings applied after ``config_file``.
+        seed: overrides ``train.seed``.
+        resume: continue the run in ``out_dir`` from its newest checkpoint (the model with its
+            optimiser state, the random-number generator states and the epoch), with the config
+            written there; the result equals that of an uninterrupted run on the same machine.
+    With ``train.strategy=multiworker`` every machine of the cluster runs this with the same
+    arguments and its own ``TF_CONFIG`` (see the module docstring).
+    Returns:
+        the run folder.
+    """
+    import keras
+    import tensorflow as tf
+
+    from emotrack.models import load_model
+    from emotrack.models.losses import StreamingCCC
+
+    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir)
+    if not resume:
+        resolve_config(experiment)  # an unknown experiment is named before anything else
+    manifest = read_manifest(data_dir)
+    checkpoint = None
+    if resume:
+        config = load_run_config(out_dir)
+        if config["experiment"] != experiment:
+            raise ValueError(f"{out_dir} is a run of {config['experiment']!r}, not {experiment!r}")
+        if config["data"]["manifest_sha256"] != manifest_hash(data_dir):
+            raise ValueError(f"the data in {data_dir} is not the data {out_dir} was trained on (manifest "
+                             f"hash differs); resume with --data {config['data']['dir']}")
+        if config_file is not None or overrides or seed is not None:
+            raise ValueError("--resume continues a run with the config in its folder; --config, --set, --seed, "
+                             "--strategy and --mixed-precision cannot change it")
+        checkpoint = latest_checkpoint(out_dir)
+    else:
+        config = resolve_config(experiment, config_file, overrides)
+        if seed is not None:
+            config["train"]["seed"] = int(seed)
+        if (out_dir / CONFIG_FILE).exists() and not overwrite:
+            raise RunExistsError(f"{out_dir} already holds a run; choose another --out, pass --overwrite, or "
+                                 f"--resume to continue it")
+        check_time_contract(config, manifest)
+        info = model_info(config["model"]["name"])
+        if info.target == "class":
+            raise ValueError(f"{config['model']['name']} classifies discrete emotions in single images (the "
+                             f"2D pre-training stage); it is not trained on continuous ratings")
+        config.setdefault("targets", ["arousal", "valence"])
+        missing = [d for d in config["targets"] if d not in manifest["dimensions"]]
+        if missing:
+            raise ValueError(f"{data_dir} has no {', '.join(missing)} ratings (it has {manifest['dimensions']})")
+        config["model"]["options"] = adapt_options(
+            config["model"]["name"], config["model"]["options"],
+            data_facts(manifest, config["targets"], config["data"]["window"], config["data"].get("crops")))
+        config["data"]["dir"] = str(data_dir)
+        config["data"]["dimensions"] = list(manifest["dimensions"])
+        config["data"]["manifest_sha256"] = manifest_hash(data_dir)
+        # What `emotrack predict` must do to a new video's frames to match the training data.
+        config["data"]["preprocessing"] = manifest["options"]
+        config["versions"] = _versions()
+    model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
+
+    # Before TensorFlow runs anything: a multi-worker strategy joins its cluster at startup.
+    strategy = make_strategy(train_cfg.get("strategy", "default"))
+    worker, worker_tmp, run_dir = worker_index(strategy), None, out_dir  # run_dir: where this process writes
+    if worker is not None:
+        if os.environ.get(WORKER_DIR_ENV):
+            run_dir = Path(os.environ[WORKER_DIR_ENV]) / f"worker-{worker}"
+        else:
+            worker_tmp = tempfile.TemporaryDirectory(prefix=f"emotrack-worker-{worker}-")
+            run_dir = Path(worker_tmp.name)
+    keras.utils.set_random_seed(train_cfg["seed"])
+    if train_cfg.get("deterministic", True):
+        tf.config.experimental.enable_op_determinism()
+    initial_epoch, state = 0, None
+    mixed = train_cfg.get("mixed_precision", False)
+    with strategy.scope(), mixed_precision_policy(mixed):
+        if checkpoint is not None:
+            model_file, state = checkpoint
+            model = load_model(model_file, compile=True)
+            generators = _seed_generators(model)
+            if len(generators) != len(state["seed_generator_states"]):
+                raise ValueError(f"{model_file} does not match its state file (random-number generators differ)")
+            for g, value in zip(generators, state["seed_generator_states"]):
+                g.state.assign(np.asarray(value, dtype=g.state.dtype))
+            initial_epoch = state["epochs_done"]
+        else:
+            # Built before anything is written, so a wrong model option leaves no half-made run folder.
+            model = build_stage_model(model_cfg)
+            if mixed:
+                model = float32_outputs(model)
+            model.compile(optimizer=make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"]),
+                          loss=make_loss(train_cfg["loss"], train_cfg.get("loss_terms")),
+                          weighted_metrics=[StreamingCCC(num_dimensions=len(config["targets"]), name="ccc")])
+            if resume:  # killed before the first epoch ended: start again from the same seed
+                shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
+    if not resume:
+        if overwrite:
+            for stale in (CHECKPOINTS, "logs"):
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    target_idx = [manifest["dimensions"].index(d) for d in config["targets"]]
+
+    def select(x, y, w):
+        return x, tf.gather(y, target_idx, axis=-1), w
+
+    epochs = int(train_cfg["epochs"])
+    info = model_info(model_cfg["name"])
+    hop, step = clip_hop(data_cfg), int(data_cfg.get("frame_step", 1))
+    common = dict(window=data_cfg["window"], hop=hop, batch_size=data_cfg["batch_size"],
+                  label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"],
+                  temporal_pooling_s=data_cfg.get("temporal_pooling_s"), frame_step=step,
+                  target=info.target, label_fusion=data_cfg.get("label_fusion", "mean"), inputs=info.inputs,
+                  crops=data_cfg.get("crops"))
+
+    def batches(partition):
+        """Batches per pass over ``partition`` and whether its last, smaller batch is left out: with
+        R replicas a batch of fewer than R clips would leave a replica an empty share, on which
+        TensorFlow's convolutions fail, so such a batch is dropped."""
+        windows = count_windows(data_dir, partition, data_cfg["window"], hop, step, info.target)
+        n, rest = divmod(windows, data_cfg["batch_size"])
+        drop = 0 < rest < strategy.num_replicas_in_sync
+        if drop and verbose:
+            print(f"{partition}: the last {rest} clip(s) of each pass are left out, fewer than the "
+                  f"{strategy.num_replicas_in_sync} replicas")
+        n += bool(rest) and not drop
+        if n == 0:
+            raise ValueError(f"{data_dir}: no {partition} session is as long as one clip ({data_cfg['window']} frames)")
+        return n, drop
+
+    # Known lengths, so that Keras neither guesses nor warns at the end of the data.
+    (steps, drop_train), (devel_steps, drop_devel) = batches("train"), batches("devel")
+    train_ds = training_windows(data_dir, "train", shuffle=True, epochs=(initial_epoch, epochs),
+                                augment=data_cfg.get("augment"), drop_remainder=drop_train, **common).map(
+        select).apply(tf.data.experimental.assert_cardinality(steps * max(epochs - initial_epoch, 0)))
+    devel_ds = training_windows(data_dir, "devel", shuffle=False, drop_remainder=drop_devel, **common).map(
+        select).apply(tf.data.experimental.assert_cardinality(devel_steps))
+    # Every worker reads all clips and takes its share of each batch, so that the batches and the
+    # epochs' order are those of one worker.
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds, devel_ds = train_ds.with_options(sharding), devel_ds.with_options(sharding)
+
+    patience = train_cfg.get("early_stopping_patience")
+    _truncate_history(run_dir / "history.csv", initial_epoch)
+    # The epoch's history row is written (and flushed) before its resume checkpoint, so that a run killed
+    # between the two never resumes from a checkpoint whose epoch history.csv lacks.
+    callbacks = [
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
+        _run_checkpoint_callback(run_dir, "val_ccc", patience, state),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if train_cfg.get("tensorboard", True):
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
+                                                     profile_batch=0))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        allow_multiworker_fit(model)
+    if initial_epoch < epochs and not (state and state.get("stopped")):
+        # Clips are shuffled per epoch in the pipeline (seeded by the epoch's index).
+        with strategy.scope():
+            model.fit(train_ds, validation_data=devel_ds, epochs=epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=verbose)
+    _atomic_save_model(model, run_dir / "last.keras")
+    if worker_tmp is not None:
+        worker_tmp.cleanup()
+    return out_dir
+
+
+def build_stage_model(model_cfg: dict[str, Any]):
+    """The run's model: built from its options, or, with ``model.init_from`` (role -> run folder,
+    e.g. ``{audio: runs/a, visual: runs/v}``), from the best checkpoints of those earlier runs
+    (staged training: Tzirakis et al. 2017, Sec. III-D)."""
+    from emotrack.models import build_model, load_model
+
+    init_from = model_cfg.get("init_from")
+    if not init_from:
+        return build_model(model_cfg["name"], **model_cfg["options"])
+    info = model_info(model_cfg["name"])
+    if info.from_models is None:
+        raise ValueError(f"{model_cfg['name']} is not built from earlier runs; remove model.init_from")
+    models = {}
+    for role, run in init_from.items():
+        path = Path(run) / "best.keras"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist; model.init_from.{role} must be a finished run folder")
+        models[role] = load_model(path)
+    return info.from_models(models, model_cfg["options"])
+
+
