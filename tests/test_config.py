@@ -107,3 +107,27 @@ def test_experiments_name_prints_the_resolved_config_as_yaml():
     assert yaml.safe_load(result.output) == resolve_config("huang2018-convlstm-tp")
     result = CliRunner().invoke(main, ["experiments", "huang2018-convlstm-tpp"])
     assert result.exit_code == 1 and "unknown experiment 'huang2018-convlstm-tpp'" in result.output
+
+
+def test_a_spec_key_typo_is_refused_with_the_closest_key(tmp_path):
+    import yaml
+
+    from emotrack.corpora.spec import SPEC_KEYS, spec_text
+
+    for name in builtin_specs():  # every key of the built-in specs is declared
+        raw = yaml.safe_load(spec_text(name))
+        assert set(raw) <= set(SPEC_KEYS[None]), name
+        for section, block in raw.items():
+            if isinstance(block, dict):
+                assert set(block) <= set(SPEC_KEYS[section]), (name, section)
+    raw = yaml.safe_load(spec_text("generic"))
+    raw["video"]["fsp"] = 5
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match=r"typo.yaml: unknown key video.'fsp'; did you mean video.fps\?"):
+        load_spec(bad)
+    raw["video"].pop("fsp")
+    raw["ratigns"] = raw.pop("ratings")
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match=r"unknown key 'ratigns'; did you mean ratings\?"):
+        load_spec(bad)

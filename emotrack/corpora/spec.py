@@ -217,6 +217,34 @@ _REQUIRED = {
 }
 _FILE_PARTITIONS = ("file", "session_column", "subject_column", "partition_column", "names")
 
+#: Every key a spec may hold, by section (None: the top level); anything else is a typo and is refused.
+SPEC_KEYS: dict[str | None, tuple[str, ...]] = {
+    None: ("name", "description", "reference", "partitions", "video", "ratings", "sessions", "audio"),
+    "partitions": ("names", "field", "map", "ranges", "unlabelled", *_FILE_PARTITIONS),
+    "video": ("path", "kind", "fps", "frames", "face_select", "hint"),
+    "ratings": ("path", "format", "rate_hz", "dimensions", "range", "columns", "header", "separator",
+                "index_column", "time_column", "value_column", "frames_key", "subject_key", "raters",
+                "missing_value"),
+    "sessions": ("name", "fields", "discover", "subject"),
+    "audio": ("path", "rate_hz"),
+}
+
+
+def _check_keys(raw: dict[str, Any], source: str) -> None:
+    """Refuse a key the spec format does not have, naming the closest one (``video: {fsp: 5}``)."""
+    import difflib
+
+    for section, allowed in SPEC_KEYS.items():
+        block = raw if section is None else raw.get(section)
+        if not isinstance(block, dict):
+            continue
+        for key in block:
+            if key not in allowed:
+                where = "" if section is None else f"{section}."
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
+                hint = f"did you mean {where}{close[0]}?" if close else f"known: {', '.join(allowed)}"
+                raise SpecError(f"spec {source}: unknown key {where}{key!r}; {hint}")
+
 
 def builtin_specs() -> list[str]:
     """Names of the specs that ship with emotrack, sorted."""
@@ -256,6 +284,7 @@ def load_spec(name_or_path: str | Path) -> CorpusSpec:
         raise SpecError(f"spec {source} is not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise SpecError(f"spec {source} must be a YAML mapping")
+    _check_keys(raw, source)
     for section, keys in _REQUIRED.items():
         if not isinstance(raw.get(section), dict):
             raise SpecError(f"spec {source} lacks the section {section!r}")
