@@ -137,9 +137,9 @@ def _exported_network(model, target: str):
     """The network that predicts: a Siamese model (AST-Net) predicts with one of its streams."""
     if target != "siamese":
         return model
-    from emotrack.inference.session import _stream
+    from emotrack.inference.session import single_stream
 
-    return _stream(model)
+    return single_stream(model)
 
 
 def default_time_steps(config: dict[str, Any], model, fps: float | None) -> int:

@@ -40,7 +40,7 @@ def predict_session(model, frames, chunk: int, factor: int = 1) -> np.ndarray:
     return np.concatenate(outs).astype(np.float32)
 
 
-def _stream(model):
+def single_stream(model):
     """The single-stream network inside a Siamese model (AST-Net predicts with one stream)."""
     nested = [layer for layer in model.layers if isinstance(layer, type(model)) or hasattr(layer, "layers")]
     if not nested:
@@ -84,7 +84,7 @@ def predict_frames(model, session: dict[str, Any], config: dict[str, Any]) -> np
             values.append(np.asarray(model(batch[info.inputs[0]] if len(batch) == 1 else batch, training=False)))
         return stitch_clips(np.concatenate(values), starts, span, length)
     if info.target == "siamese":
-        model = _stream(model)
+        model = single_stream(model)
     k, factor = input_contract(config, float(session["fps"]))
     if step == 1:
         return pooled_predictions(model, inputs, k, chunk, factor)

@@ -10,7 +10,8 @@ import numpy as np
 
 from emotrack.config.experiments import resolve_config
 from emotrack.config.run import CONFIG_FILE
-from emotrack.training.train import _atomic_write, train
+from emotrack.files import atomic_path
+from emotrack.training.train import train
 
 
 def train_repeats(experiment: str, data_dir: str | Path, out_dir: str | Path, repeats: int,
@@ -53,5 +54,6 @@ def train_repeats(experiment: str, data_dir: str | Path, out_dir: str | Path, re
                 summary["summary"].setdefault(p, {}).setdefault(kind, {})[d] = {
                     "mean": float(np.mean(finite)) if finite else None,
                     "std": float(np.std(finite)) if finite else None, "n": len(finite)}
-    _atomic_write(out_dir / "repeats.json", json.dumps(summary, indent=2))
+    with atomic_path(out_dir / "repeats.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     return summary
