@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 DEMO := demo
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean
+.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean reproduce-huang2018
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ install: $(STAMP)
 demo: install
 	$(BIN)/emotrack synth --out $(DEMO)/corpus --sessions 16 --seconds 30 --seed 0
 	$(BIN)/emotrack preprocess --spec generic --root $(DEMO)/corpus --out $(DEMO)/tfr
-	$(BIN)/emotrack train huang2018-convlstm --data $(DEMO)/tfr --out $(DEMO)/runs/huang2018-convlstm --overwrite
-	$(BIN)/emotrack evaluate $(DEMO)/runs/huang2018-convlstm
+	$(BIN)/emotrack train demo --data $(DEMO)/tfr --out $(DEMO)/runs/demo --overwrite
+	$(BIN)/emotrack evaluate $(DEMO)/runs/demo
 
 test: install
 	$(BIN)/pytest -q
@@ -52,6 +52,12 @@ bench-preprocess: install
 # emotrack predict on a face video: frames/s of each model family against the real-time target.
 bench-predict: install
 	$(BIN)/python benchmarks/bench_predict.py
+
+# A paper's tables end to end: `make reproduce-huang2018 SEWA=/data/SEWA`; SMOKE=1 runs the same
+# protocol at tiny size on a synthetic corpus in the release layout (minutes on a CPU).
+SMOKE_FLAG = $(if $(SMOKE),--smoke,)
+reproduce-huang2018: install
+	$(BIN)/emotrack reproduce huang2018 --out reproductions/huang2018 $(if $(SEWA),--sewa $(SEWA),) $(SMOKE_FLAG)
 
 clean:
 	rm -rf build *.egg-info $(DEMO)

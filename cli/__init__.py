@@ -24,6 +24,7 @@ from emotrack.cli.models import models
 from emotrack.cli.predict import predict
 from emotrack.cli.preprocess import preprocess
 from emotrack.cli.pretrain import pretrain
+from emotrack.cli.reproduce import reproduce
 from emotrack.cli.specs import specs
 from emotrack.cli.synth import synth
 from emotrack.cli.train import train
@@ -56,3 +57,4 @@ main.add_command(experiments)
 main.add_command(compare)
 main.add_command(pretrain)
 main.add_command(export)
+main.add_command(reproduce)

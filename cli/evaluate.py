@@ -8,7 +8,8 @@ import click
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--partition", "partitions", multiple=True, help="Partition(s) to evaluate (default: devel and test).")
-@click.option("--checkpoint", default="best.keras", show_default=True, help="Checkpoint file in the run folder.")
+@click.option("--checkpoint", default=None,
+              help="Checkpoint file in the run folder [the run's evaluate.checkpoint: best.keras, or last.keras].")
 @click.option("--postprocessing", type=click.Choice(["tzirakis2017", "teixeira2021", "none"]),
               help="Post-processing chain fitted on devel (default: the run's config).")
 @click.option("--aggregation", type=click.Choice(["concat", "mean"]), default="concat", show_default=True,

@@ -28,7 +28,7 @@ def test_command_help(name, option):
 
 
 def test_train_rejects_missing_data_and_unknown_experiment(tmp_path):
-    result = CliRunner().invoke(main, ["train", "huang2018-convlstm", "--data", str(tmp_path), "--out",
+    result = CliRunner().invoke(main, ["train", "demo", "--data", str(tmp_path), "--out",
                                        str(tmp_path / "run")])
     assert result.exit_code != 0 and "manifest.json does not exist" in result.output
     result = CliRunner().invoke(main, ["train", "nope", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
@@ -44,7 +44,7 @@ def test_tiny_end_to_end_run_through_the_cli(tmp_path):
     result = runner.invoke(main, ["preprocess", "--spec", "generic", "--root", str(corpus), "--out", str(tfr),
                                   "--quiet"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["train", "huang2018-convlstm", "--data", str(tfr), "--out", str(run),
+    result = runner.invoke(main, ["train", "demo", "--data", str(tfr), "--out", str(run),
                                   "--seed", "5", "--set", "train.epochs=1", "--set", "data.window=10",
                                   "--set", "data.hop=10", "--set", "data.label_delay_s=0.5",
                                   "--set", "model.options.filters=[2, 2, 2, 2]",
@@ -78,13 +78,13 @@ def test_tiny_end_to_end_run_through_the_cli(tmp_path):
     assert len(table) == len(frames) and np.allclose(table["time"], times, atol=1e-5)
     assert np.isfinite(table[["arousal", "valence"]].to_numpy()).all() and table["face_present"].mean() > 0.9
     # A second train into the same folder must not clobber the run.
-    again = runner.invoke(main, ["train", "huang2018-convlstm", "--data", str(tfr), "--out", str(run)])
+    again = runner.invoke(main, ["train", "demo", "--data", str(tfr), "--out", str(run)])
     assert again.exit_code != 0 and "already holds a run" in again.output
 
 
 def test_bad_model_option_leaves_no_run_folder(tiny_tfr, tmp_path):
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "huang2018-convlstm", "--data", str(tiny_tfr), "--out", str(run),
+    result = CliRunner().invoke(main, ["train", "demo", "--data", str(tiny_tfr), "--out", str(run),
                                        "--set", "model.options.pooling=bogus"])
     assert result.exit_code != 0 and "pooling must be one of" in result.output
     assert not run.exists()

@@ -2,12 +2,8 @@
 
 import pytest
 
-from emotrack.config.experiments import (
-    ConfigError,
-    list_experiments,
-    parse_override,
-    resolve_config,
-)
+from emotrack.config.experiments import list_experiments, parse_override, resolve_config
+from emotrack.config.schema import ConfigError
 from emotrack.corpora.spec import SpecError, builtin_specs, load_spec
 
 
@@ -89,7 +85,7 @@ def test_train_with_a_typo_exits_with_the_key_and_writes_nothing(tiny_tfr, tmp_p
 
     from emotrack.cli import main
 
-    result = CliRunner().invoke(main, ["train", "huang2018-convlstm", "--data", str(tiny_tfr), "--out",
+    result = CliRunner().invoke(main, ["train", "demo", "--data", str(tiny_tfr), "--out",
                                        str(tmp_path / "run"), "--set", "train.epochz=2"])
     assert result.exit_code == 1, result.output
     assert "did you mean train.epochs?" in result.output and "Traceback" not in result.output

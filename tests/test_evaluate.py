@@ -14,7 +14,9 @@ from emotrack.evaluation.report import evaluate
 from emotrack.training.train import train
 
 TINY = ["train.epochs=2", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
-        "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"]
+        "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4",
+        # The tiny corpus has one training subject: no validation split; devel and test as before.
+        "data.validation.subjects=0", "evaluate.partitions=[devel, test]", "evaluate.postprocessing=tzirakis2017"]
 
 
 @pytest.fixture(scope="module")

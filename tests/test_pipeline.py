@@ -173,10 +173,14 @@ def test_speech_visual_and_staged_multimodal_networks(tiny_rgb_tfr, tmp_path):
     small = ["data.window=10", "data.hop=10", "data.batch_size=4", "model.options.lstm_units=4"]
     audio = _train("tzirakis2017-audio-seq75", tiny_rgb_tfr, tmp_path / "a", small + ["model.options.conv2_kernel=40"])
     visual = _train("tzirakis2017-visual-seq75", tiny_rgb_tfr, tmp_path / "v",
-                    small + ["model.options.visual_features=8", "data.augment={}"])
+                    small + ["model.options.visual_features=8", "data.augment={}", "model.options.weights=none"])
     import yaml
 
     assert yaml.safe_load((audio / "config.yaml").read_text())["model"]["options"]["frame_samples"] == 1600
+    # ImageNet weights declined: random weights, and the run says so.
+    visual_config = yaml.safe_load((visual / "config.yaml").read_text())
+    assert visual_config["model"]["options"]["weights"] is None
+    assert any("model.options.weights=none" in d for d in visual_config["deviations"])
     av = _train("tzirakis2017-audiovisual-seq150", tiny_rgb_tfr, tmp_path / "av",
                 small + [f"model.init_from={{audio: {audio}, visual: {visual}}}", "data.augment={}"])
     from emotrack.models import load_model

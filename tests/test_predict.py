@@ -24,7 +24,9 @@ from emotrack.training.train import train
 # tests/test_train.py's tiny ConvLSTM, one epoch; prediction pieces of 8 frames, so that a 40-frame video
 # is predicted in several blocks.
 TINY = ["train.epochs=1", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
-        "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4", "evaluate.chunk=8"]
+        "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4", "evaluate.chunk=8",
+        # The tiny corpus has one training subject: no validation split; devel and test as before.
+        "data.validation.subjects=0", "evaluate.partitions=[devel, test]", "evaluate.postprocessing=tzirakis2017"]
 BLOCK = 16
 
 

@@ -395,7 +395,7 @@ def test_a_run_trains_and_evaluates_on_the_crop_set_data_crops_names(per_frame_t
     from emotrack.models import load_model
     from emotrack.training.train import train
 
-    run = train("huang2018-convlstm", per_frame_tfr, tmp_path / "run", verbose=0, overrides=[
+    run = train("demo", per_frame_tfr, tmp_path / "run", verbose=0, overrides=[
         "data.crops=tzirakis2017", "train.epochs=1", "data.window=8", "data.hop=8", "data.batch_size=4",
         "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"])
     model = load_model(run / "best.keras")
@@ -452,7 +452,7 @@ def test_a_run_on_subsampled_frames_predicts_every_video_frame(tiny_corpus, five
     from emotrack.apps.predict import predict_video
     from emotrack.training.train import train
 
-    run = train("huang2018-convlstm", five_fps_tfr, tmp_path / "run", verbose=0, overrides=[
+    run = train("demo", five_fps_tfr, tmp_path / "run", verbose=0, overrides=[
         "train.epochs=1", "data.window=4", "data.hop=4", "data.batch_size=4", "data.label_delay_s=0.4",
         "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4"])
     video = tiny_corpus / "videos" / "S02.mp4"

@@ -28,6 +28,18 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
+class ValidationConfig:
+    subjects: int = dataclasses.field(default=0, metadata={
+        "help": "training subjects held out as the 'validation' partition, which then picks the checkpoint "
+                "and fits post-processing in place of devel (0: none)"})
+    order: str = dataclasses.field(default="last", metadata={
+        "help": "which subjects: 'last' (the last ones in natural order) or 'random' (drawn with seed)"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "seed of a 'random' draw"})
+    held_out: list | None = dataclasses.field(default=None, metadata={
+        "help": "the subjects held out (written by train)"})
+
+
+@dataclasses.dataclass
 class DataConfig:
     window: int = dataclasses.field(default=8, metadata={"help": "frames per training clip"})
     hop: int | None = dataclasses.field(default=None, metadata={"help": "session frames between clip starts"})
@@ -45,6 +57,8 @@ class DataConfig:
         "help": "clip augmentation: resize_crop, brightness, saturation, flip, rotation"})
     crops: str | None = dataclasses.field(default=None, metadata={
         "help": "the crop set to train on (None: the data's default set)"})
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig, metadata={
+        "help": "a validation split taken from the training partition, by subject"})
     # Written by `emotrack train` into the run folder's config:
     dir: str | None = dataclasses.field(default=None, metadata={"help": "the preprocessed data (written by train)"})
     dimensions: list | None = dataclasses.field(default=None, metadata={
@@ -82,6 +96,9 @@ class EvaluateConfig:
         "help": "the post-processing chain: tzirakis2017, teixeira2021 or none"})
     hop: int | None = dataclasses.field(default=None, metadata={
         "help": "frames between clip starts in evaluation (clip-level models; None: the training hop)"})
+    checkpoint: str = dataclasses.field(default="best.keras", metadata={
+        "help": "the checkpoint evaluated: best.keras (best on the selection partition) or last.keras (after "
+                "the last epoch)"})
 
 
 @dataclasses.dataclass
@@ -102,6 +119,8 @@ class RunConfig:
     targets: list = dataclasses.field(default_factory=lambda: ["arousal", "valence"], metadata={
         "help": "the dimensions predicted"})
     versions: dict | None = dataclasses.field(default=None, metadata={"help": "package versions (written by train)"})
+    deviations: list | None = dataclasses.field(default=None, metadata={
+        "help": "where the run departs from its paper's protocol, e.g. declined pretrained weights (written by train)"})
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",

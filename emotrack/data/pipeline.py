@@ -13,7 +13,8 @@ from typing import Any
 
 
 from emotrack.data.clips import clip_span
-from emotrack.records.manifest import read_manifest, session_files
+from emotrack.records.manifest import read_manifest
+from emotrack.records.split import select_sessions
 
 SHUFFLE_BUFFER = 4096  # clips; a whole corpus' worth of clips for the demo and the tests
 TARGETS = ("frame", "clip", "siamese")
@@ -54,12 +55,15 @@ def crop_feature(manifest: dict[str, Any], crops: str | None = None) -> tuple[st
     return entry["feature"], {k: int(entry[k]) for k in ("height", "width", "channels")}
 
 
-def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = None, crops: str | None = None):
+def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = None, crops: str | None = None,
+                  validation: dict[str, Any] | None = None):
     """A ``tf.data.Dataset`` of whole sessions of the given partition(s), in manifest order.
 
     Args:
         crops: the crop set returned as ``frames`` (see `crop_feature`), for corpora preprocessed with
             several (``emotrack preprocess --crops``); None: the default set.
+        validation: the run's ``data.validation`` split (:mod:`emotrack.records.split`): the training
+            subjects it holds out are the ``validation`` partition.
     """
     import tensorflow as tf
 
@@ -68,7 +72,10 @@ def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = Non
     manifest = read_manifest(data_dir)
     feature, frame = crop_feature(manifest, crops)
     dims, channels = len(manifest["dimensions"]), frame["channels"]
-    files = session_files(data_dir, partitions)
+    chosen = select_sessions(manifest, partitions, validation)
+    if not chosen:
+        raise ValueError(f"{data_dir} holds no session of partition(s) {partitions}")
+    files = [str(Path(data_dir) / s["file"]) for s in chosen]
 
     audio_samples = (manifest.get("audio") or {}).get("samples_per_frame")
 
@@ -110,7 +117,7 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
                      epochs: tuple[int, int] | None = None, frame_step: int = 1, target: str = "frame",
                      label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",),
                      augment: dict[str, Any] | None = None, drop_remainder: bool = False,
-                     crops: str | None = None):
+                     crops: str | None = None, validation: dict[str, Any] | None = None):
     """Fixed-length clips for training or validation.
 
     Args:
@@ -211,7 +218,7 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             return tf.data.Dataset.from_tensor_slices(starts).map(pair)
         return tf.data.Dataset.from_tensor_slices(starts).map(lambda i: clip(s, i))
 
-    ds = load_sessions(data_dir, partitions, crops).map(prepare)
+    ds = load_sessions(data_dir, partitions, crops, validation).map(prepare)
     if cache:
         ds = ds.cache()
     ds = ds.flat_map(to_windows)
@@ -281,21 +288,18 @@ def fuse_labels(ratings, weights, fusion: str = "mean"):
 
 
 def count_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
-                  frame_step: int = 1, target: str = "frame") -> int:
+                  frame_step: int = 1, target: str = "frame", validation: dict[str, Any] | None = None) -> int:
     """How many clips (or pairs) :func:`training_windows` cuts from the partition(s), from the manifest."""
-    manifest = read_manifest(data_dir)
-    if isinstance(partitions, str):
-        partitions = [partitions]
     span = clip_span(window, frame_step) + (1 if target == "siamese" else 0)
-    return sum((s["num_frames"] - span) // hop + 1 for s in manifest["sessions"]
-               if s["partition"] in partitions and s["num_frames"] >= span)
+    return sum((s["num_frames"] - span) // hop + 1
+               for s in select_sessions(read_manifest(data_dir), partitions, validation) if s["num_frames"] >= span)
 
 
 def session_arrays(data_dir: str | Path, partitions: str | list[str] | None = None,
-                   crops: str | None = None) -> list[dict[str, Any]]:
+                   crops: str | None = None, validation: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Whole sessions as numpy arrays (for evaluation and tests), with the frames of crop set ``crops``."""
     out = []
-    for s in load_sessions(data_dir, partitions, crops).as_numpy_iterator():
+    for s in load_sessions(data_dir, partitions, crops, validation).as_numpy_iterator():
         s = dict(s)
         for key in ("session", "subject", "partition"):
             s[key] = s[key].decode()

@@ -16,6 +16,7 @@ import numpy as np
 from emotrack.config.run import load_run_config
 from emotrack.data.pipeline import delay_frames, session_arrays
 from emotrack.evaluation.metrics import ccc, compute_metrics
+from emotrack.records.split import selection_partition
 from emotrack.files import atomic_path
 from emotrack.inference.session import predict_frames, undo_label_delay
 
@@ -143,7 +144,7 @@ def _write_predictions(run_dir: Path, predicted: dict[str, dict], targets: list[
     return path
 
 
-def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoint: str = "best.keras",
+def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoint: str | None = None,
              aggregation: str = "concat", postprocessing: str | None = None) -> dict[str, Any]:
     """Evaluate a run on whole sessions of its data and write the report.
 
@@ -164,6 +165,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    checkpoint = checkpoint or config["evaluate"].get("checkpoint", "best.keras")
     model_path = run_dir / checkpoint
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} does not exist; has `emotrack train` finished for {run_dir}?")
@@ -174,7 +176,8 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     target_idx = [config["data"]["dimensions"].index(d) for d in targets]
 
     def predict_partition(partition):
-        sessions = session_arrays(config["data"]["dir"], partition, config["data"].get("crops"))
+        sessions = session_arrays(config["data"]["dir"], partition, config["data"].get("crops"),
+                                  config["data"].get("validation"))
         out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
         for s in sessions:
             pred = predict_frames(model, s, config)
@@ -184,7 +187,10 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
             out["masks"].append(s["face_present"].astype(bool) & s["rating_valid"].astype(bool))
         return out
 
-    needed = list(dict.fromkeys((["devel"] if postprocessing != "none" else [])
+    # The chain is fitted on the partition that chose the checkpoint: devel, or the training subjects a
+    # validation split held out (then devel is reported out of sample).
+    fit_on = selection_partition(config["data"].get("validation"))
+    needed = list(dict.fromkeys(([fit_on] if postprocessing != "none" else [])
                                 + (["train"] if postprocessing == "teixeira2021" else []) + list(partitions)))
     predicted = {p: predict_partition(p) for p in needed}
     rates = {float(s["fps"]) for p in predicted.values() for s in p["sessions"]}
@@ -193,7 +199,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     rate_hz = rates.pop()
     chain = None
     if postprocessing != "none":
-        dev, train = predicted["devel"], predicted.get("train")
+        dev, train = predicted[fit_on], predicted.get("train")
         chain = PostProcessingChain(variant=postprocessing).fit(
             dev["golds"], dev["preds"], rate_hz, masks=dev["masks"], dimensions=targets,
             **({"train_golds": train["golds"], "train_preds": train["preds"], "train_masks": train["masks"]}

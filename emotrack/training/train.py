@@ -34,12 +34,13 @@ import numpy as np
 import yaml
 
 from emotrack import __version__
-from emotrack.config.experiments import resolve_config
+from emotrack.config.experiments import declined_weights, resolve_config
 from emotrack.config.run import CONFIG_FILE, input_contract, load_run_config
 from emotrack.data.clips import clip_hop
 from emotrack.data.pipeline import count_windows, training_windows
 from emotrack.files import atomic_path
 from emotrack.models import adapt_options, model_info
+from emotrack.records.split import held_out_subjects, selection_partition
 from emotrack.records.manifest import manifest_hash, read_manifest
 
 CHECKPOINTS = "checkpoints"
@@ -361,6 +362,9 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
             config["model"]["name"], config["model"]["options"],
             data_facts(manifest, config["targets"], config["data"]["window"], config["data"].get("crops")))
         config["data"]["dir"] = str(data_dir)
+        if held_out_subjects(manifest, config["data"].get("validation")):  # the split, written down
+            config["data"]["validation"]["held_out"] = held_out_subjects(manifest, config["data"]["validation"])
+        config["deviations"] = declined_weights(config["model"])
         config["data"]["dimensions"] = list(manifest["dimensions"])
         config["data"]["manifest_sha256"] = manifest_hash(data_dir)
         # What `emotrack predict` must do to a new video's frames to match the training data.
@@ -420,13 +424,16 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
                   label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"],
                   temporal_pooling_s=data_cfg.get("temporal_pooling_s"), frame_step=step,
                   target=info.target, label_fusion=data_cfg.get("label_fusion", "mean"), inputs=info.inputs,
-                  crops=data_cfg.get("crops"))
+                  crops=data_cfg.get("crops"), validation=data_cfg.get("validation"))
+    # The partition that picks the checkpoint: devel, or the training subjects a validation split holds out.
+    choose = selection_partition(data_cfg.get("validation"))
 
     def batches(partition):
         """Batches per pass over ``partition`` and whether its last, smaller batch is left out: with
         R replicas a batch of fewer than R clips would leave a replica an empty share, on which
         TensorFlow's convolutions fail, so such a batch is dropped."""
-        windows = count_windows(data_dir, partition, data_cfg["window"], hop, step, info.target)
+        windows = count_windows(data_dir, partition, data_cfg["window"], hop, step, info.target,
+                                validation=data_cfg.get("validation"))
         n, rest = divmod(windows, data_cfg["batch_size"])
         drop = 0 < rest < strategy.num_replicas_in_sync
         if drop and verbose:
@@ -438,11 +445,11 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         return n, drop
 
     # Known lengths, so that Keras neither guesses nor warns at the end of the data.
-    (steps, drop_train), (devel_steps, drop_devel) = batches("train"), batches("devel")
+    (steps, drop_train), (devel_steps, drop_devel) = batches("train"), batches(choose)
     train_ds = training_windows(data_dir, "train", shuffle=True, epochs=(initial_epoch, epochs),
                                 augment=data_cfg.get("augment"), drop_remainder=drop_train, **common).map(
         select).apply(tf.data.experimental.assert_cardinality(steps * max(epochs - initial_epoch, 0)))
-    devel_ds = training_windows(data_dir, "devel", shuffle=False, drop_remainder=drop_devel, **common).map(
+    devel_ds = training_windows(data_dir, choose, shuffle=False, drop_remainder=drop_devel, **common).map(
         select).apply(tf.data.experimental.assert_cardinality(devel_steps))
     # Every worker reads all clips and takes its share of each batch, so that the batches and the
     # epochs' order are those of one worker.
