@@ -246,7 +246,8 @@ def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, flo
     without a face), frames/s and bytes per frame of the record."""
     import tensorflow as tf
 
-    from emotrack.corpora.spec import discover, load_spec
+    from emotrack.corpora.layout import discover
+    from emotrack.corpora.spec import load_spec
     from emotrack.preprocess.corpus import process_session
 
     spec = load_spec("generic")

@@ -10,22 +10,14 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from emotrack.cli import main
-from emotrack.corpora.spec import (
-    LayoutError,
-    RatingsError,
-    SpecError,
-    builtin_specs,
-    describe_specs,
-    discover,
-    load_spec,
-    read_arff,
-    read_ratings,
-    with_overrides,
-)
+from emotrack.corpora.layout import LayoutError, discover
+from emotrack.corpora.ratings import RATING_READERS, RatingsError, read_arff, read_ratings, register_rating_reader
+from emotrack.corpora.spec import SpecError, builtin_specs, describe_specs, load_spec, with_overrides
 from emotrack.data.pipeline import session_arrays, training_windows
 from emotrack.media.video import read_frames_dir, read_video, video_fps, write_video
 from emotrack.records.manifest import read_manifest
@@ -115,6 +107,34 @@ def test_a_wrong_spec_is_named(tmp_path):
     with pytest.raises(SpecError, match=r"video.path uses \['other'\]"):
         load_spec(bad)
 
+
+
+def test_a_new_rating_format_is_one_registered_reader(tmp_path):
+    """A format the spec check refuses until a reader is registered under its name; then the spec loads and
+    its files are read, scaled and checked like any other's."""
+    text = ("name: words\npartitions: {file: p.csv, session_column: s, subject_column: u, partition_column: p, "
+            "names: [train]}\nvideo: {path: 'v/{session}.mp4'}\nratings: {path: 'r/{session}.txt', format: words, "
+            "rate_hz: 2, dimensions: [arousal, valence], range: [0, 10]}\n")
+    path = _write(tmp_path / "words.yaml", text)
+    with pytest.raises(SpecError, match="rating format 'words' is not one of"):
+        load_spec(path)
+
+    @register_rating_reader("words")
+    def read_words(spec, file):
+        rows = [line.split() for line in file.read_text().splitlines()]
+        return pd.DataFrame(rows, columns=spec.dimensions), {"subject": file.stem}
+
+    try:
+        with pytest.raises(ValueError, match="already has a reader"):
+            register_rating_reader("words")(read_words)
+        spec = load_spec(path)
+        track = read_ratings(spec, {d: _write(tmp_path / "r" / "s1.txt", "0 10\n5 5\n10 0\n")
+                                    for d in spec.dimensions})
+        np.testing.assert_allclose(track.times, [0.0, 0.5, 1.0])
+        np.testing.assert_allclose(track.values, [[-1, 1], [0, 0], [1, -1]])
+        assert track.subject == "s1" and track.valid.all()
+    finally:
+        del RATING_READERS["words"]
 
 # ---------------------------------------------------------------------------------------------
 # RECOLA, AVEC 2016 release: ARFF gold standard, partitions from the name, test unlabelled

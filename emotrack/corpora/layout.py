@@ -1,0 +1,204 @@
+"""Finding the sessions of a corpus: a session's video and rating files in a release layout, its subject
+and its partition, joined by the fields their paths share (or listed in a partition file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+from emotrack.corpora.schema import CorpusSpec, PathTemplate
+
+
+class LayoutError(FileNotFoundError):
+    """A corpus tree that does not match its spec: nothing where the spec says the files are."""
+
+
+@dataclasses.dataclass
+class Session:
+    """One session of a corpus: where its video and rating files are, and who and where it belongs.
+
+    ``ratings`` maps each dimension to its file (the same file for all when one file holds them all).
+    ``face_select`` is None unless the spec chooses the face for this session (``left``, ``right``...).
+    """
+
+    session: str
+    subject: str
+    partition: str
+    video: Path | None = None
+    ratings: dict[str, Path] = dataclasses.field(default_factory=dict)
+    face_select: str | None = None
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Discovery:
+    """What a corpus tree holds for a spec: complete sessions, sessions without ratings in an
+    unlabelled partition, and problems (``{"session", "error"}``) that name the files involved."""
+
+    sessions: list[Session]
+    unlabelled: list[Session]
+    problems: list[dict[str, str]]
+
+
+def read_partitions(spec: CorpusSpec, root: Path) -> list[Session]:
+    """The sessions a partition file lists, with their subject and partition, in file order."""
+    p = spec.partitions
+    path = Path(root) / p["file"]
+    if not path.is_file():
+        raise LayoutError(f"partition file {path} does not exist; is --root the corpus folder "
+                          f"of spec {spec.name!r}?")
+    table = pd.read_csv(path, dtype=str)
+    cols = [p["session_column"], p["subject_column"], p["partition_column"]]
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)} that spec {spec.name!r} names")
+    bad = sorted(set(table[p["partition_column"]]) - set(p["names"]))
+    if bad:
+        raise ValueError(f"{path} names unknown partition(s) {bad}; allowed: {p['names']}")
+    return [Session(str(r[cols[0]]), str(r[cols[1]]), str(r[cols[2]]), fields={"session": str(r[cols[0]])})
+            for _, r in table.iterrows()]
+
+
+def _natural(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _describe_template(template: PathTemplate, spec: CorpusSpec) -> str:
+    patterns = spec.field_patterns()
+    parts = [f"{{{f}}} = {patterns.get(f, 'any name')}" for f in template.fields]
+    return f"{template.text!r}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def _nothing_found(spec: CorpusSpec, root: Path, role: str, templates: list[PathTemplate]) -> LayoutError:
+    section = spec.video if role == "video" else spec.ratings
+    what = "video" if role == "video" else "rating file"
+    first = {t.text.split("/")[0] for t in templates}
+    folder = next(iter(first)) if len(first) == 1 else ""
+    where = (f"is --root the folder that holds {folder}/?" if folder and not re.search(r"[{*?]", folder)
+             else "is --root the corpus folder?")
+    hint = f" {section['hint'].strip()}" if section.get("hint") else (
+        " If your copy is laid out differently, write a spec of your own (see `emotrack specs "
+        f"{spec.name}`) and pass its path to --spec.")
+    return LayoutError(f"spec {spec.name!r} found no {what} under {root}: nothing matches "
+                       f"{' or '.join(_describe_template(t, spec) for t in templates)}; {where}{hint}")
+
+
+def _face_select(spec: CorpusSpec, fields: dict[str, str]) -> str | None:
+    select = spec.video.get("face_select")
+    if isinstance(select, dict):
+        return select.get("map", {}).get(fields.get(select["field"], ""), select.get("default"))
+    return select
+
+
+def _partition(spec: CorpusSpec, fields: dict[str, str]) -> tuple[str | None, str]:
+    p = spec.partitions
+    value = fields.get(p["field"], "")
+    if "map" in p:
+        part = p["map"].get(value)
+        return part, f"{{{p['field']}}} = {value!r} is not one of {', '.join(map(str, p['map']))}"
+    digits = re.search(r"\d+", value)
+    if digits:
+        number = int(digits.group())
+        for name, (low, high) in p["ranges"].items():
+            if int(low) <= number <= int(high):
+                return name, ""
+    return None, f"{{{p['field']}}} = {value!r} lies in none of the ranges {dict(p['ranges'])}"
+
+
+def _pair(spec: CorpusSpec, root: Path, s: Session, videos: list[Path], files: dict[str, list[Path]]) -> str:
+    """Fill in a session's partition, video and rating files; return what is wrong ("" when nothing)."""
+    if not spec.listed_in_file:
+        part, why = _partition(spec, s.fields)
+        if part is None:
+            return f"cannot tell the partition of session {s.session}: {why}"
+        s.partition = part
+    expected_video = " or ".join(repr(str(root / t.format(**s.fields))) for t in spec.video_templates)
+    if len(videos) > 1:
+        return (f"several videos match session {s.session}: {', '.join(map(str, videos))}; narrow the "
+                f"spec's video path (--video-path) so that one matches")
+    if not files:
+        dims = spec.dimensions if spec.per_dimension_files else spec.dimensions[:1]
+        expected = ", ".join(repr(str(root / spec.ratings_template.format(dimension=d, **s.fields))) for d in dims)
+        if not videos:
+            return f"session {s.session} has neither a video ({expected_video}) nor a rating file ({expected})"
+        if s.partition not in (spec.partitions.get("unlabelled") or []):
+            return f"video {videos[0]} of session {s.session} has no rating file: expected {expected}"
+        s.video = videos[0]  # a session of a test set without public ratings
+        return ""
+    if not videos:
+        listed = sorted({str(p) for paths in files.values() for p in paths})
+        return f"rating file(s) {', '.join(listed)} of session {s.session} have no video: expected {expected_video}"
+    missing = [d for d in spec.dimensions if d not in files]
+    if missing:
+        expected = ", ".join(str(root / spec.ratings_template.format(dimension=d, **s.fields)) for d in missing)
+        return f"session {s.session} lacks the rating file(s) of {', '.join(missing)}: expected {expected}"
+    doubled = [d for d in spec.dimensions if len(files[d]) > 1]
+    if doubled:
+        return (f"several rating files match session {s.session} for {doubled[0]}: "
+                f"{', '.join(map(str, files[doubled[0]]))}")
+    s.video, s.ratings = videos[0], {d: files[d][0] for d in spec.dimensions}
+    s.face_select = _face_select(spec, s.fields)
+    return ""
+
+
+def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
+    """Find the sessions of a corpus: join every video to its rating files by their common fields.
+
+    Raises:
+        LayoutError: when the root is not a folder, or no video or no rating file at all matches the
+            spec (a wrong --root or a spec that does not fit the copy), naming the pattern expected.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"corpus root {root} is not a folder")
+    patterns = spec.field_patterns()
+    frames = spec.video.get("kind", "file") == "frames"
+    video_found = [hit for t in spec.video_templates for hit in t.find(root, patterns, want_dir=frames)]
+    ratings_found = spec.ratings_template.find(root, patterns)
+    unlabelled_parts = set(spec.partitions.get("unlabelled") or [])
+    vfields = spec.video_templates[0].fields
+    rfields = tuple(f for f in spec.ratings_template.fields if f != "dimension")
+    videos: dict[tuple, list[Path]] = defaultdict(list)
+    for fields, path in video_found:
+        videos[tuple(fields[f] for f in vfields)].append(path)
+    ratings: dict[tuple, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for fields, path in ratings_found:
+        dims = [fields["dimension"]] if spec.per_dimension_files else spec.dimensions
+        for dim in dims:
+            ratings[tuple(fields[f] for f in rfields)][dim].append(path)
+
+    if spec.listed_in_file:
+        candidates = read_partitions(spec, root)
+    else:
+        if not video_found:
+            raise _nothing_found(spec, root, "video", spec.video_templates)
+        if not ratings_found and set(spec.partitions["names"]) - unlabelled_parts:
+            raise _nothing_found(spec, root, "ratings", [spec.ratings_template])
+        name = PathTemplate(spec.sessions.get("name", "{session}"))
+        by_name: dict[str, dict[str, str]] = {}
+        for role in spec.sessions.get("discover", ["video", "ratings"]):
+            found = video_found if role == "video" else ratings_found
+            for fields, _ in found:
+                fields = {k: v for k, v in fields.items() if k != "dimension"}
+                by_name.setdefault(name.format(**fields), {}).update(fields)
+        candidates = []
+        for session in sorted(by_name, key=_natural):
+            fields = by_name[session]
+            subject = PathTemplate(spec.sessions["subject"]).format(**fields) if spec.sessions.get("subject") \
+                else session
+            candidates.append(Session(session, subject, "", fields=fields))
+
+    sessions, unlabelled, problems = [], [], []
+    for s in candidates:
+        error = _pair(spec, root, s, videos.get(tuple(s.fields.get(f, "") for f in vfields), []),
+                      ratings.get(tuple(s.fields.get(f, "") for f in rfields), {}))
+        if error:
+            problems.append({"session": s.session, "error": error})
+        else:
+            (sessions if s.ratings else unlabelled).append(s)
+    return Discovery(sessions=sessions, unlabelled=unlabelled, problems=problems)
