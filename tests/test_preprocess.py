@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from emotrack.cli import main
-from emotrack.corpora.spec import Session, discover, load_spec
+from emotrack.corpora.layout import Session, discover
+from emotrack.corpora.spec import load_spec
 from emotrack.data.pipeline import load_sessions, session_arrays
 from emotrack.faces.crop import CropSpec, crop_face, crop_faces, crop_set, parse_crops
 from emotrack.faces.detect import box_iou

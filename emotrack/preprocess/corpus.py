@@ -1,6 +1,6 @@
 """Corpus -> face crops -> TFRecords + ``manifest.json``.
 
-The corpus spec (:mod:`emotrack.corpora.spec`) finds the sessions and their files. For every session: read
+The corpus spec (:mod:`emotrack.corpora.layout`) finds the sessions and their files. For every session: read
 its ratings, stream the video (or its folder of frames) frame by frame, find the face, crop it with a
 margin at every crop set asked for, align the ratings to the frames by their time stamps and write one
 ``SequenceExample`` (see :mod:`emotrack.records.tfrecord`) to ``<out>/sessions/<session>.tfrecord``.
@@ -92,19 +92,10 @@ from typing import Any
 import numpy as np
 
 from emotrack import __version__
-from emotrack.corpora.spec import (
-    CorpusSpec,
-    PathTemplate,
-    RatingsError,
-    RatingTrack,
-    Session,
-    SpecError,
-    discover,
-    load_spec,
-    read_partitions,
-    read_ratings,
-    with_overrides,
-)
+from emotrack.corpora.layout import Session, discover, read_partitions
+from emotrack.corpora.ratings import RatingsError, RatingTrack, read_ratings
+from emotrack.corpora.schema import CorpusSpec, PathTemplate
+from emotrack.corpora.spec import SpecError, load_spec, with_overrides
 from emotrack.faces.crop import (
     CropSpec,
     crop_faces,
@@ -703,7 +694,9 @@ def _manifest_crops(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _manifest(base: dict[str, Any], done: list[dict[str, Any]], failed: list[dict[str, str]],
-              unlabelled: list[dict[str, str]], seconds: float, shard: dict[str, Any] | None = None) -> dict[str, Any]:
+              unlabelled: list[dict[str, str]], shard: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest: what the data is, and nothing of how long it took, so that the same corpus
+    preprocessed again with the same options hashes the same (a run records that hash)."""
     spec = base["spec"]
     low, high = (float(v) for v in spec["ratings"]["range"])
     options = base["options"]
@@ -727,7 +720,6 @@ def _manifest(base: dict[str, Any], done: list[dict[str, Any]], failed: list[dic
         "sessions": done,
         "failed": failed,
         "unlabelled": unlabelled,
-        "seconds": round(seconds, 2),
     }
     if shard is not None:
         manifest["shard"] = shard
@@ -775,7 +767,6 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     root, out_dir = Path(root), Path(out_dir)
     found = discover(spec, root)
     (out_dir / "sessions").mkdir(parents=True, exist_ok=True)
-    started = time.time()
     failed = list(found.problems)
     for f in failed:
         log(f"session {f['session']} was skipped: {f['error']}")
@@ -848,7 +839,7 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     unlabelled = [{"session": s.session, "partition": s.partition, "video": str(s.video)} for s in found.unlabelled]
     base = {**fingerprint, "format": FORMAT}
     shard_info = {"index": shard[0], "count": shard[1], "order": order} if shard else None
-    manifest = _manifest(base, done, failed, unlabelled, time.time() - started, shard_info)
+    manifest = _manifest(base, done, failed, unlabelled, shard_info)
     _write_atomic(out_dir / name, json.dumps(manifest, indent=2).encode())
     journal.remove()
     report = PreprocessReport(out_dir=out_dir, done=done, failed=failed, unlabelled=unlabelled, skipped=skipped,
@@ -920,7 +911,7 @@ def merge_shards(out_dir: str | Path, count: int | None = None) -> PreprocessRep
             seen.add((f["session"], f["error"]))
             failed.append(f)
     unlabelled = list({u["session"]: u for p in parts for u in p["unlabelled"]}.values())
-    manifest = _manifest(first, done, failed, unlabelled, sum(p["seconds"] for p in parts))
+    manifest = _manifest(first, done, failed, unlabelled)
     _write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
     return PreprocessReport(out_dir=out_dir, done=done, failed=failed, unlabelled=unlabelled,
                             manifest=out_dir / MANIFEST, merged=True)

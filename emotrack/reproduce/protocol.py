@@ -25,10 +25,11 @@ from emotrack.config.papers import KERAS_WEIGHTS, PAPERS, Paper, Training
 from emotrack.config.run import CONFIG_FILE, load_run_config
 from emotrack.files import atomic_path
 from emotrack.records.manifest import manifest_hash
+from emotrack.reproduce.cost import format_duration
 from emotrack.reproduce.tables import write_tables
 
 #: Sessions per partition of a synthetic corpus made for ``--smoke``, and their length.
-SMOKE_CORPUS = {"sessions": 6, "seconds": 3.0, "seed": 0}
+SMOKE_CORPUS = {"sessions": 6, "seconds": 8.0, "seed": 0}
 README = "README.md"
 #: Images per class of a synthetic image set made for ``--smoke``.
 SMOKE_IMAGES = 6
@@ -177,7 +178,8 @@ def estimate_preprocessing(paper: Paper, roots: dict[str, Path], frames_per_seco
     face pipeline reaches on 2 cores (`make bench-preprocess`: about 200 frames/s at 640x360)."""
     import av
 
-    from emotrack.corpora.spec import discover, load_spec
+    from emotrack.corpora.layout import discover
+    from emotrack.corpora.spec import load_spec
 
     total = 0.0
     for p in paper.preprocessing:
@@ -196,6 +198,71 @@ def estimate_preprocessing(paper: Paper, roots: dict[str, Path], frames_per_seco
                 continue
             total += seconds * fps / frames_per_second
     return total
+
+
+def estimate_training(paper: Paper, steps: list[Step], data_dirs: dict[str, Path], out_dir: Path, smoke: bool,
+                      weights: dict[str, Path | None] | None = None) -> dict[str, Any]:
+    """Seconds of training the plan's trainings that are not done take here, from one measured step of each (random
+    weights, the data's input size) times the steps of all its epochs and repeats; and on one GPU,
+    from the GPU step times kept with emotrack where the experiment has one at this size.
+
+    Returns:
+        ``{"here": seconds, "gpu": seconds or None, "gpu_device", "missing_gpu": [experiments]}``.
+    """
+    from emotrack.data.clips import clip_hop
+    from emotrack.data.pipeline import count_windows
+    from emotrack.models.registry import model_info
+    from emotrack.records.manifest import read_manifest
+    from emotrack.records.split import held_out_subjects
+    from emotrack.reproduce.cost import gpu_steps, measure_step
+    from emotrack.training.train import data_facts
+
+    gpu = gpu_steps()
+    measured: dict[str, float] = {}
+    here, on_gpu, missing = 0.0, 0.0, []
+    for step in steps:
+        if step.kind != "train":
+            continue
+        training = paper.training(step.name)
+        config = resolve_config(training.experiment,
+                                overrides=training_overrides(paper, training, out_dir, step.seed, smoke, weights))
+        config["train"]["seed"] = step.seed
+        data_dir, data = data_dirs[training.data], config["data"]
+        if run_state(run_folder(out_dir, training.name, step.seed), config, data_dir) == "done":
+            continue  # kept: costs nothing
+        manifest = read_manifest(data_dir)
+        held_out_subjects(manifest, data.get("validation"))  # a split that cannot be made stops here
+        info = model_info(config["model"]["name"])
+        clips = count_windows(data_dir, "train", data["window"], clip_hop(data), int(data.get("frame_step", 1)),
+                              info.target, validation=data.get("validation"))
+        batches = -(-clips // int(data["batch_size"])) * int(config["train"]["epochs"])
+        if training.name not in measured:
+            facts = data_facts(manifest, config.get("targets", ["arousal", "valence"]), data["window"], data.get("crops"))
+            facts["fps"] = float(manifest["sessions"][0]["fps"]) if manifest["sessions"] else 10.0
+            config["model"]["init_from"] = None  # the step of the network it builds, from scratch
+            measured[training.name] = measure_step(config, facts, steps=2)["seconds_per_step"]
+        here += batches * measured[training.name]
+        gpu_step = gpu["steps"].get(training.experiment, {}).get("seconds_per_step")
+        if gpu_step is None or smoke:
+            missing.append(training.experiment)
+        else:
+            on_gpu += batches * gpu_step
+    return {"here": here, "gpu": None if missing else on_gpu, "gpu_device": gpu.get("device"),
+            "missing_gpu": sorted(set(missing))}
+
+
+def log_estimate(paper: Paper, steps: list[Step], data_dirs: dict[str, Path], out_dir: Path, smoke: bool,
+                 weights: dict[str, Path | None] | None, log) -> None:
+    estimate = estimate_training(paper, steps, data_dirs, out_dir, smoke, weights)
+    line = f"estimated training time here: {format_duration(estimate['here'])} (measured steps)"
+    if estimate["gpu"] is not None:
+        line += f"; on one {estimate['gpu_device']}: {format_duration(estimate['gpu'])} (steps measured there)"
+    elif smoke:
+        line += "; on a GPU: not estimated for the tiny smoke models"
+    else:
+        line += (f"; on a GPU: no step measured there for {', '.join(estimate['missing_gpu'])} "
+                 f"(benchmarks/bench_steps.py measures them)")
+    log(line)
 
 
 def _preprocess(paper: Paper, name: str, roots: dict[str, Path], out_dir: Path, log) -> Path:
@@ -299,7 +366,7 @@ def reproduce(paper_name: str, out_dir: str | Path, inputs: dict[str, str | None
                               f"start from random weights instead.")
         else:
             roots[variable] = _synthesise(paper, variable, out_dir, log)
-    log(f"estimated preprocessing time here: {estimate_preprocessing(paper, roots) / 60:.1f} min")
+    log(f"estimated preprocessing time here: {format_duration(estimate_preprocessing(paper, roots))}")
     data_dirs: dict[str, Path] = {}
     weights: dict[str, Path | None] = {v: roots[v] for v in weight_inputs(paper)}
     runs: dict[str, list[Path]] = {}
@@ -309,6 +376,8 @@ def reproduce(paper_name: str, out_dir: str | Path, inputs: dict[str, str | None
         bar.set_postfix_str(str(step))
         if step.kind == "preprocess":
             data_dirs[step.name] = _preprocess(paper, step.name, roots, out_dir, log)
+            if len(data_dirs) == len(paper.preprocessing):  # all data there: what will training cost?
+                log_estimate(paper, steps, data_dirs, out_dir, smoke, weights, log)
         elif step.kind == "pretrain":
             weights[step.name] = _pretrain(paper, step.name, roots, out_dir, smoke, log)
         else:
