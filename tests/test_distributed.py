@@ -130,7 +130,7 @@ def test_multiworker_names_a_missing_or_malformed_tf_config(tiny_tfr, tmp_path, 
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", tf_config)
-    result = CliRunner().invoke(main, ["train", "huang2018-convlstm", "--data", str(tiny_tfr), "--out",
+    result = CliRunner().invoke(main, ["train", "demo", "--data", str(tiny_tfr), "--out",
                                        str(tmp_path / "run"), "--strategy", "multiworker"])
     assert result.exit_code == 1 and message in result.output, result.output
     assert not (tmp_path / "run").exists()

@@ -111,7 +111,8 @@ def test_temporal_pooling_variant_trains_and_evaluates_per_frame(tiny_tfr, tmp_p
                                   "--set", "train.epochs=1", "--set", "data.window=12", "--set", "data.hop=12",
                                   "--set", "data.temporal_pooling_s=0.3", "--set", "data.label_delay_s=0",
                                   "--set", "model.options.filters=[2, 2, 2, 2]",
-                                  "--set", "model.options.dense_units=4"])
+                                  "--set", "model.options.dense_units=4",
+                                  "--set", "data.validation.subjects=0", "--set", "evaluate.partitions=[devel, test]"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["evaluate", str(run), "--postprocessing", "none"])
     assert result.exit_code == 0, result.output
