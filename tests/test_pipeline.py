@@ -89,6 +89,7 @@ TINY_RUNS = {
     "teixeira2021-vgg16-lstm-64-0.8-mean-10fps": ["model.options.lstm_units=4", "model.options.dense_units=[4, 4]",
                                                   "data.window=4", "data.frame_step=2", "data.batch_size=4"],
     "astnet2017-full-loss": ["model.options.fc6_units=8", "model.options.lstm_units=[4, 3]",
+                             "model.options.attribute_weights=none",
                              "model.options.trainable_backbone=true", "data.window=5", "data.frame_step=2",
                              "data.hop=5", "data.batch_size=4"],
 }

@@ -79,6 +79,10 @@ def test_cell_values_use_the_cells_metric_and_aggregation():
     for aggregate, expected in (("mean", np.mean(per_session)), ("max", max(per_session)), ("min", min(per_session))):
         got = cell_value(table, Cell("r", "c", "t", "valence", None, metric="PCC", aggregate=aggregate))
         assert got == pytest.approx(expected, abs=1e-9)
+    both = table.assign(gold_arousal=-table["gold_valence"], pred_arousal=table["pred_valence"] ** 2)
+    average = cell_value(both, Cell("r", "c", "t", "average:arousal,valence", None, metric="PCC", aggregate="mean"))
+    arousal = cell_value(both, Cell("r", "c", "t", "arousal", None, metric="PCC", aggregate="mean"))
+    assert average == pytest.approx((arousal + np.mean(per_session)) / 2, abs=1e-9)
     with pytest.raises(ValueError, match="no raw arousal"):
         cell_value(table, Cell("r", "c", "t", "arousal", None))
     assert summarise([0.2, 0.4, None]) == {"mean": pytest.approx(0.3), "sd": pytest.approx(0.1), "n": 2}
@@ -115,9 +119,8 @@ def test_every_papers_number_is_in_the_papers_text_and_every_name_resolves(name)
     path = PAPERS_TEXT / PAPER_FILES[name]
     if not path.is_file():
         pytest.skip(f"{path} is not here")
-    numbers = set(re.findall(r"\d*\.\d+", path.read_text()))
-    missing = [f"{c.row}/{c.column}: {c.paper}" for c in cells if f"{c.paper:.3f}".lstrip("0") not in
-               {n.lstrip("0") for n in numbers} and f"{c.paper}".lstrip("0") not in {n.lstrip("0") for n in numbers}]
+    numbers = [float(n) for n in re.findall(r"\d*\.\d+", path.read_text())]
+    missing = [f"{c.row}/{c.column}: {c.paper}" for c in cells if not any(abs(c.paper - n) < 1e-9 for n in numbers)]
     assert not missing
 
 
@@ -180,3 +183,20 @@ def test_plan_runs_staged_trainings_after_those_they_start_from():
     assert steps[0] == "preprocess c"
     assert steps[1:] == [f"train first (seed {s})" for s in range(3)] + [f"train second (seed {s})" for s in range(2)]
     assert len(plan(_toy_paper(), smoke=True)) == 3
+
+
+def test_an_experiment_that_starts_from_pretrained_weights_refuses_random_ones_unless_declined():
+    from emotrack.config.experiments import pretrained_weights
+    from emotrack.config.schema import ConfigError
+
+    config = resolve_config("astnet2017-full-loss")
+    with pytest.raises(ConfigError, match=r"model.options.attribute_weights is not set: pass --set "
+                                          r"model.options.attribute_weights=PATH, or .*=none"):
+        pretrained_weights(config)
+    declined = resolve_config("astnet2017-full-loss", overrides=["model.options.attribute_weights=none"])
+    deviations = pretrained_weights(declined)
+    assert declined["model"]["options"]["attribute_weights"] is None
+    assert deviations == ["model.options.attribute_weights=none: the backbone starts from random weights, not "
+                          "the pretrained ones the paper starts from"]
+    given = resolve_config("astnet2017-full-loss", overrides=["model.options.attribute_weights=a.weights.h5"])
+    assert pretrained_weights(given) == [] and given["model"]["options"]["attribute_weights"] == "a.weights.h5"

@@ -88,6 +88,7 @@ class Training:
         weights: where the backbone's weights come from (``model.options.weights``): a
             :class:`Pretraining` of this paper, an :class:`Input` (a weight file), or a name Keras
             knows (``imagenet``).
+        weights_option: the model option that takes them (``weights``; AST-Net: ``attribute_weights``).
     """
     name: str
     experiment: str
@@ -96,6 +97,7 @@ class Training:
     overrides: tuple[str, ...] = ()
     init_from: dict = dataclasses.field(default_factory=dict)
     weights: str | None = None
+    weights_option: str = "weights"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,9 @@ class ModelConfig:
     name: str = dataclasses.field(default="", metadata={"help": "the registered model (`emotrack models`)"})
     options: dict = dataclasses.field(default_factory=dict, metadata={
         "help": "the builder's keyword arguments (filters, pooling, backbone, weights, ...)"})
+    pretrained: dict | None = dataclasses.field(default=None, metadata={
+        "help": "option -> the pretrained weights the paper starts from; training refuses to start without "
+                "them (the option set to a file, or to none: random weights, recorded as a deviation)"})
     init_from: dict | None = dataclasses.field(default=None, metadata={
         "help": "role -> run folder: build from those runs' best checkpoints (staged training)"})
 

@@ -129,11 +129,12 @@ def training_overrides(paper: Paper, training: Training, out_dir: Path, seed: in
         weights: pre-training stage or input name -> its weight file (None: ``none`` was given).
     """
     overrides = list(training.overrides)
+    option = f"model.options.{training.weights_option}"
     if training.weights in KERAS_WEIGHTS:  # downloaded by Keras; a smoke run stays offline
-        overrides.append(f"model.options.weights={'none' if smoke else training.weights}")
+        overrides.append(f"{option}={'none' if smoke else training.weights}")
     elif training.weights is not None:
         path = (weights or {}).get(training.weights)
-        overrides.append(f"model.options.weights={path if path is not None else 'none'}")
+        overrides.append(f"{option}={path if path is not None else 'none'}")
     for role, other in training.init_from.items():
         overrides.append(f"model.init_from.{role}={run_folder(out_dir, other, seed)}")
     if smoke:

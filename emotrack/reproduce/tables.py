@@ -8,6 +8,7 @@ videos is that, not the CCC of the concatenated sessions.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from emotrack.evaluation.metrics import compute_metrics
 from emotrack.files import atomic_path
 
 PREDICTIONS = "predictions.csv"
+#: A cell whose dimension is ``average:arousal,valence`` holds the mean of those dimensions' values.
+AVERAGE = "average:"
 
 
 def cell_value(predictions: pd.DataFrame, cell: Cell) -> float | None:
@@ -28,6 +31,10 @@ def cell_value(predictions: pd.DataFrame, cell: Cell) -> float | None:
     Raises:
         ValueError: the run holds no prediction for the cell's partition, kind or dimension.
     """
+    if cell.dimension.startswith(AVERAGE):  # e.g. AST-Net's "Average" column: the mean over dimensions
+        values = [cell_value(predictions, dataclasses.replace(cell, dimension=d))
+                  for d in cell.dimension[len(AVERAGE):].split(",")]
+        return None if any(v is None for v in values) else float(np.mean(values))
     rows = predictions[predictions["partition"] == cell.partition]
     column = f"{'pred' if cell.kind == 'raw' else 'post'}_{cell.dimension}"
     if rows.empty or column not in rows or f"gold_{cell.dimension}" not in rows:

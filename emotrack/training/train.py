@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from emotrack import __version__
-from emotrack.config.experiments import declined_weights, resolve_config
+from emotrack.config.experiments import pretrained_weights, resolve_config
 from emotrack.config.run import CONFIG_FILE, input_contract, load_run_config
 from emotrack.data.clips import clip_hop
 from emotrack.data.pipeline import count_windows, training_windows
@@ -350,6 +350,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
             raise RunExistsError(f"{out_dir} already holds a run; choose another --out, pass --overwrite, or "
                                  f"--resume to continue it")
         check_time_contract(config, manifest)
+        deviations = pretrained_weights(config)  # refuses to start from random weights without a word
         info = model_info(config["model"]["name"])
         if info.target == "class":
             raise ValueError(f"{config['model']['name']} classifies discrete emotions in single images (the "
@@ -364,7 +365,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         config["data"]["dir"] = str(data_dir)
         if held_out_subjects(manifest, config["data"].get("validation")):  # the split, written down
             config["data"]["validation"]["held_out"] = held_out_subjects(manifest, config["data"]["validation"])
-        config["deviations"] = declined_weights(config["model"])
+        config["deviations"] = deviations
         config["data"]["dimensions"] = list(manifest["dimensions"])
         config["data"]["manifest_sha256"] = manifest_hash(data_dir)
         # What `emotrack predict` must do to a new video's frames to match the training data.

@@ -85,15 +85,33 @@ def experiment(description: str, source: str, reported: dict[str, float], model:
 NO_WEIGHTS = "none"
 
 
+def pretrained_weights(config: dict[str, Any]) -> list[str]:
+    """Check that every pretrained weight file the paper starts from (``model.pretrained``: option ->
+    what it is) is given, turn every ``none`` into random weights, and return the deviations.
+
+    Raises:
+        ConfigError: an option of ``model.pretrained`` that is not set, naming the option, what the
+            paper starts from, and the two ways on.
+    """
+    options = config["model"].get("options", {})
+    for key, what in (config["model"].get("pretrained") or {}).items():
+        if options.get(key) is None:
+            raise ConfigError(f"{config.get('experiment', 'this experiment')} starts from {what}, but "
+                              f"model.options.{key} is not set: pass --set model.options.{key}=PATH, or "
+                              f"--set model.options.{key}=none to start from random weights (recorded in the "
+                              f"run's config as a deviation)")
+    return declined_weights(config["model"])
+
+
 def declined_weights(model: dict[str, Any], where: str = "model.options") -> list[str]:
     """Replace every ``weights: none`` in ``model``'s options (nested ones too, e.g. a multimodal
     network's ``visual_options``) by None, in place, and return one deviation line for each."""
     found = []
     options = model.get("options", {}) if where == "model.options" else model
     for key, value in list(options.items()):
-        if key == "weights" and isinstance(value, str) and value.lower() == NO_WEIGHTS:
+        if key.endswith("weights") and isinstance(value, str) and value.lower() == NO_WEIGHTS:
             options[key] = None
-            found.append(f"{where}.weights=none: the backbone starts from random weights, not the pretrained "
+            found.append(f"{where}.{key}=none: the backbone starts from random weights, not the pretrained "
                          f"ones the paper starts from")
         elif isinstance(value, dict):
             found += declined_weights(value, f"{where}.{key}")
