@@ -129,7 +129,8 @@ def train_run(root: Path, out: Path, experiment: str, overrides: list[str], size
     one run and evaluate it (which fits the post-processing chain that prediction applies, where the run
     has one)."""
     from emotrack.evaluation.report import evaluate
-    from emotrack.preprocess.corpus import PreprocessOptions, preprocess_corpus
+    from emotrack.preprocess.corpus import preprocess_corpus
+    from emotrack.preprocess.options import PreprocessOptions
     from emotrack.training.train import train
 
     tfr = out.parent / f"tfr-{root.name}-{size}-{'gray' if gray else 'rgb'}"

@@ -9,7 +9,7 @@ Runs, on one video:
 (c) the whole per-frame pipeline: decode (PyAV, read ahead in a thread) -> `FaceTracker` -> `crop_faces`
     at the four model families' sizes -> JPEG -> one TFRecord, with cropping and encoding in a second
     thread;
-(d) what ``emotrack preprocess`` does: `emotrack.preprocess.corpus.process_session` on the video as a one-session
+(d) what ``emotrack preprocess`` does: `emotrack.preprocess.session.process_session` on the video as a one-session
     corpus (generic layout, constant ratings), from the rating file to the session's record and checksum,
     with `PreprocessOptions` at their defaults (one 112x112 gray crop set, JPEG) and in PNG, then with the
     four model families' crop sets (``--crops``) in JPEG and in PNG; each the best of ``--repeat`` runs;
@@ -224,7 +224,7 @@ def end_to_end(video: Path, out: Path, tracker, specs, quality: int = 95) -> tup
 
 def bench_corpus(video: Path, folder: Path) -> Path:
     """A one-session corpus in emotrack's generic layout around ``video`` (linked, not copied), with ratings
-    at 10 Hz that cover it, for `emotrack.preprocess.corpus.process_session`."""
+    at 10 Hz that cover it, for `emotrack.preprocess.session.process_session`."""
     from emotrack.media.video import read_video
 
     _, times, fps = read_video(video)
@@ -248,7 +248,7 @@ def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, flo
 
     from emotrack.corpora.layout import discover
     from emotrack.corpora.spec import load_spec
-    from emotrack.preprocess.corpus import process_session
+    from emotrack.preprocess.session import process_session
 
     spec = load_spec("generic")
     info = discover(spec, root).sessions[0]
@@ -284,7 +284,7 @@ def main() -> None:
     from emotrack.faces.detect import FaceDetector
     from emotrack.faces.track import FaceTracker
     from emotrack.media.video import read_video
-    from emotrack.preprocess.corpus import PreprocessOptions
+    from emotrack.preprocess.options import PreprocessOptions
 
     if args.min_face is None:
         args.min_face = PreprocessOptions().min_face

@@ -32,7 +32,7 @@ def predict(run_dir, video, out_csv, overlay, checkpoint, no_postprocess, detect
     from emotrack.apps.predict import predict_video
     from emotrack.media.audio import AudioError
     from emotrack.media.video import VideoError
-    from emotrack.preprocess.corpus import NoFaceError
+    from emotrack.preprocess.session import NoFaceError
 
     try:
         result = predict_video(run_dir, video, out_csv, checkpoint, postprocess=not no_postprocess,

@@ -93,8 +93,9 @@ def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, trac
     others, so an interrupted run is resumed by running it again.
     """
     from emotrack.corpora.spec import SpecError
-    from emotrack.preprocess.corpus import PreprocessOptions, preprocess_corpus
     from emotrack.preprocess.corpus import merge_shards as merge
+    from emotrack.preprocess.corpus import preprocess_corpus
+    from emotrack.preprocess.options import PreprocessOptions
 
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     try:

@@ -35,7 +35,8 @@ def tiny_tfr(tiny_corpus, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_rgb_tfr(tiny_corpus, tmp_path_factory):
     """The tiny corpus as 32x32 RGB crops, for the models that take color faces."""
-    from emotrack.preprocess.corpus import PreprocessOptions, preprocess_corpus
+    from emotrack.preprocess.corpus import preprocess_corpus
+    from emotrack.preprocess.options import PreprocessOptions
 
     out = tmp_path_factory.mktemp("tfr_rgb")
     report = preprocess_corpus("generic", tiny_corpus, out, PreprocessOptions(size=(32, 32), gray=False),

@@ -12,6 +12,7 @@ from PIL import Image
 
 from emotrack.faces.crop import CROP_SPECS, CropSpec, crop_face, crop_faces, eye_angle
 from emotrack.faces.detect import FaceDetector, TrackedFace, box_iou, choose_face
+from emotrack.faces.finder import find_faces, make_face_finder
 from emotrack.faces.track import FaceTracker, read_ahead
 
 PHOTO_FACE = (178.0, 110.0, 173.0, 220.0)
@@ -112,6 +113,37 @@ def test_two_faces_select_largest_left_right(photo):
     assert choose_face(found, "tracked", previous=min(found, key=lambda f: f.box[2])).box[2] < 80
     with pytest.raises(ValueError, match="select"):
         FaceDetector(select="biggest")
+
+
+def test_make_face_finder_builds_the_finder_asked_for():
+    tracker = make_face_finder(tracker=True, every=4, min_face=0.25, min_confidence=0.8, select="left",
+                               batch_size=30)
+    assert isinstance(tracker, FaceTracker)
+    assert (tracker.every, tracker.detector.min_face, tracker.min_confidence, tracker.select) == (4, 0.25, 0.8, "left")
+    assert tracker.batch_size == 32  # rounded up to a multiple of every: chunks end on a key frame
+    # MTCNN on every frame at its defaults: no shrinking, whatever min_face and every say.
+    detector = make_face_finder(tracker=False, every=4, min_face=0.25, min_confidence=0.8, select="right",
+                                batch_size=7)
+    assert isinstance(detector, FaceDetector) and detector.min_face is None
+    assert (detector.batch_size, detector.min_confidence, detector.select) == (7, 0.8, "right")
+    with pytest.raises(ValueError, match="select"):
+        make_face_finder(select="biggest")
+
+
+def test_find_faces_keeps_every_frame_and_takes_the_select_asked_for(photo):
+    big, small = scaled(photo, 0.6), scaled(photo, 0.35)
+    canvas = paste(paste(background(400, 560), small, 20, 100), big, 560 - big.shape[1] - 10, 20)
+    empty = background(400, 560)
+    frames = [canvas, empty, canvas]
+    expected = FaceDetector(select="left", min_face=0.1).detect([canvas])[0]  # the small face, on the left
+    for tracker in (True, False):
+        finder = make_face_finder(tracker=tracker, every=2, select="largest", batch_size=2)
+        found = list(find_faces(finder, iter(frames), "left"))
+        assert len(found) == 3 and all(f is g for (f, _), g in zip(found, frames))
+        assert found[1][1] is None
+        for _, face in (found[0], found[2]):
+            assert box_iou(face.box, expected.box) > 0.8, tracker
+        assert finder.select == "largest"  # the finder given is left as it was
 
 
 def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):

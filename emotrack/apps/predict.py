@@ -10,7 +10,7 @@ devel (``postprocessing.json``). On a video of the corpus, prediction gives the 
 gives on that session's record.
 
 A run whose frames were subsampled in preprocessing (``--fps``) sees the video at that rate too: the
-frames it keeps are chosen as preprocessing chose them (`emotrack.preprocess.corpus.at_rate`), and the
+frames it keeps are chosen as preprocessing chose them (`emotrack.preprocess.align.at_rate`), and the
 predictions are interpolated back to every frame of the video, the face flag and box held from the
 last frame seen, so the CSV still has one row per video frame.
 
@@ -62,13 +62,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotrack.config.run import load_run_config
-from emotrack.data.pipeline import delay_frames
+from emotrack.config.run import checkpoint_path, load_run_config
+from emotrack.data.align import delay_frames, undo_label_delay
 from emotrack.faces.crop import CropSpec, crop_faces
 from emotrack.faces.detect import Face, FaceDetector
+from emotrack.faces.finder import find_faces, make_face_finder
 from emotrack.faces.track import FaceTracker
 from emotrack.files import atomic_path, temporary_path
-from emotrack.inference.session import CompiledModel, predict_frames, undo_label_delay
+from emotrack.inference.session import CompiledModel, predict_frames
 from emotrack.inference.streaming import DEFAULT_BLOCK_FRAMES, BlockPredictor
 from emotrack.media.audio import (
     AUDIO_RATE,
@@ -78,14 +79,9 @@ from emotrack.media.audio import (
     session_audio,
 )
 from emotrack.media.video import VideoError, iter_frames, video_fps
-from emotrack.preprocess.corpus import (
-    NoFaceError,
-    PreprocessOptions,
-    align_ratings,
-    at_rate,
-    find_faces,
-    held_index,
-)
+from emotrack.preprocess.align import align_ratings, at_rate, held_index
+from emotrack.preprocess.options import PreprocessOptions
+from emotrack.preprocess.session import NoFaceError
 from emotrack.records.tfrecord import encode_image
 
 __all__ = ["DEFAULT_BLOCK_FRAMES", "DETECTORS", "BlockPredictor", "CompiledModel", "NoFaceError",
@@ -139,13 +135,11 @@ def face_finder(options: PreprocessOptions, detector: str | None = None, every: 
     """
     if detector not in (None, *DETECTORS):
         raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {detector!r}")
-    if options.tracker if detector is None else detector == "tracker":
-        return FaceTracker(every=every or options.detect_every,
-                           min_face=options.min_face if min_face is None else min_face,
-                           min_confidence=options.min_confidence, select=options.select,
-                           batch_size=options.batch_size)
-    return FaceDetector(min_confidence=options.min_confidence, batch_size=options.batch_size,
-                        select=options.select)
+    return make_face_finder(tracker=options.tracker if detector is None else detector == "tracker",
+                            every=every or options.detect_every,
+                            min_face=options.min_face if min_face is None else min_face,
+                            min_confidence=options.min_confidence, select=options.select,
+                            batch_size=options.batch_size)
 
 
 def as_trained(crop: np.ndarray, image_format: str) -> np.ndarray:
@@ -227,11 +221,7 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     if not video.is_file():
         raise VideoError(f"video {video} does not exist")
     config = load_run_config(run_dir)
-    model_file = run_dir / checkpoint
-    if not model_file.is_file():
-        found = sorted(p.name for p in run_dir.glob("*.keras"))
-        raise FileNotFoundError(f"checkpoint {model_file} does not exist; {run_dir} holds "
-                                f"{', '.join(found) if found else 'no checkpoint (was training finished?)'}")
+    model_file = checkpoint_path(run_dir, checkpoint)
     options = run_preprocessing(config)
     finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
         face_finder(options, detector, every, min_face)
@@ -280,7 +270,7 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
 
     bar = tqdm(desc=video.name, unit="frame", disable=not progress)
     try:
-        # Preprocessing's own face finding (emotrack.preprocess.corpus.face_crops): frames read ahead, the face
+        # Preprocessing's own face finding (emotrack.preprocess.session.face_crops): frames read ahead, the face
         # chosen as preprocessing chooses it; each frame is cut at once and dropped.
         for frame, face in find_faces(finder, decoded(), options.select):
             if face is not None:

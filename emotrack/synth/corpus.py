@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Iterator
 from fractions import Fraction
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotrack.files import atomic_path
 from emotrack.synth import face as _synth_face
 
 AUDIO_RATE = 16000
@@ -315,20 +315,6 @@ def assign_partitions(seed: int, sessions: int, partitions) -> list[str]:
     return [names[i] for i in order]
 
 
-def _replace_atomically(path: Path, write, *args):
-    """Call write(temporary_path, *args), then rename onto `path`, so `path` is never half-written.
-
-    Returns what `write` returns.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        result = write(tmp, *args)
-        os.replace(tmp, path)
-        return result
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def synthesize_corpus(out_dir, sessions=12, seconds=40.0, fps=10.0, seed=0, annotator_delay_s=2.0,
                       rater_noise=0.05, width=160, height=128, rating_rate=10.0,
                       partitions=(0.6, 0.2, 0.2), progress=True) -> dict:
@@ -378,18 +364,21 @@ def synthesize_corpus(out_dir, sessions=12, seconds=40.0, fps=10.0, seed=0, anno
         lines = [",".join(("time",) + DIMENSIONS) + "\n"]
         lines += [f"{t:.3f},{a:.6f},{v:.6f},{li:.6f}\n" for t, (a, v, li) in zip(times, values)]
         ratings_path = root / "ratings" / f"{name}.csv"
-        _replace_atomically(ratings_path, _write_text, "".join(lines))
+        with atomic_path(ratings_path) as tmp:
+            _write_text(tmp, "".join(lines))
 
         video_path = root / "videos" / f"{name}.mp4"
         frames = iter_session_frames(seed, index, seconds, fps, width, height)
         audio = session_voice(seed, index, seconds)
-        count = _replace_atomically(video_path, _write_video, frames, fps, width, height, audio)
+        with atomic_path(video_path) as tmp:
+            count = _write_video(tmp, frames, fps, width, height, audio)
         summary.append({"session": name, "subject": subjects[index], "partition": assigned[index],
                         "video": str(video_path), "ratings": str(ratings_path), "frames": count})
 
     # The partition file comes last: once it lists a session, that session's files are complete.
     rows = "".join(f"{s},{j},{p}\n" for s, j, p in zip(names, subjects, assigned))
-    _replace_atomically(root / "partitions.csv", _write_text, "session,subject,partition\n" + rows)
+    with atomic_path(root / "partitions.csv") as tmp:
+        _write_text(tmp, "session,subject,partition\n" + rows)
     keep = set(names)
     for folder, suffix in (("videos", ".mp4"), ("ratings", ".csv")):
         for stale in (root / folder).glob(f"S*{suffix}"):
