@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,19 +14,49 @@ from pathlib import Path
 def temporary_path(path: str | Path, keep_suffix: bool = False) -> Path:
     """A hidden name beside ``path`` to write into before renaming, unique to this process and call (so
     concurrent runs on one folder never write into each other's files): ``.<name>.<id>.tmp``, or with
-    ``keep_suffix`` ``.<stem>.<id>.tmp<suffix>`` for writers that pick the format from the suffix."""
+    ``keep_suffix`` ``.<stem>.<id>.tmp<suffixes>`` for writers that pick the format from the name; all
+    the suffixes are kept, since some writers check more than the last (Keras: ``.weights.h5``)."""
     path = Path(path)
     unique = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return path.with_name(f".{path.stem}.{unique}.tmp{path.suffix}" if keep_suffix else f".{path.name}.{unique}.tmp")
+    if not keep_suffix:
+        return path.with_name(f".{path.name}.{unique}.tmp")
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    return path.with_name(f".{stem}.{unique}.tmp{suffixes}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` onto ``path``. A file replaces a file in one atomic rename; a folder (or a file
+    replacing a folder) needs the old one out of the way first: it is moved aside, put back if the
+    rename fails, and removed after."""
+    if not os.path.lexists(path) or (tmp.is_file() and path.is_file() and not path.is_symlink()):
+        os.replace(tmp, path)
+        return
+    previous = temporary_path(path)
+    os.replace(path, previous)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.replace(previous, path)
+        raise
+    _remove(previous)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
-    """Yield a `temporary_path` to write; on leaving without an error it replaces ``path``, and either way
-    nothing is left under the temporary name."""
+    """Yield a `temporary_path` to write (a file, or a folder the caller creates there); on leaving
+    without an error it replaces ``path``, and either way nothing is left under the temporary name."""
+    path = Path(path)
     tmp = temporary_path(path, keep_suffix)
     try:
         yield tmp
-        os.replace(tmp, path)
+        _replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)

@@ -1,7 +1,8 @@
 """Training with tf.distribute strategies and mixed precision: two workers on this machine finish
 with the same weights and only the chief writes the run folder; one mirrored replica trains as the
 default strategy does; a missing TF_CONFIG is named; mixed precision keeps float32 outputs and
-leaves the global policy as it was; the devel CCC of two workers is that of the whole devel set."""
+leaves the global policy as it was; the devel CCC of two workers is that of the whole devel set;
+Keras is patched for multi-worker training only inside the fit; each training makes its strategy."""
 
 import json
 import os
@@ -68,6 +69,7 @@ def two_workers(tiny_tfr, tmp_path_factory):
     return run, kept / "worker-1"  # kept for the tests; a temporary folder otherwise
 
 
+@pytest.mark.slow
 def test_two_workers_end_with_the_same_weights_and_one_run_folder(two_workers):
     run, worker = two_workers
     # The chief (worker 0) wrote the run folder, once: one TensorBoard file per phase.
@@ -80,6 +82,7 @@ def test_two_workers_end_with_the_same_weights_and_one_run_folder(two_workers):
     pd.testing.assert_frame_equal(pd.read_csv(run / "history.csv"), pd.read_csv(worker / "history.csv"))
 
 
+@pytest.mark.slow
 def test_devel_ccc_of_two_workers_is_that_of_the_whole_devel_set(two_workers, tiny_tfr):
     run, _ = two_workers
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -91,6 +94,37 @@ def test_devel_ccc_of_two_workers_is_that_of_the_whole_devel_set(two_workers, ti
     devel = devel.map(lambda x, y, w: (x, tf.gather(y, targets, axis=-1), w))
     ccc = load_model(run / "last.keras", compile=True).evaluate(devel, return_dict=True, verbose=0)["ccc"]
     assert pd.read_csv(run / "history.csv")["val_ccc"].iloc[-1] == pytest.approx(ccc, abs=1e-6)
+
+
+def test_multiworker_fit_patches_keras_only_inside():
+    import keras
+    from keras.src.backend.tensorflow import trainer
+
+    from emotrack.training.distribute import multiworker_fit
+
+    original = trainer.reduce_per_replica
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with multiworker_fit(model):
+        assert trainer.reduce_per_replica is not original and trainer.reduce_per_replica.__wrapped__ is original
+        assert model._distribute_strategy is None
+        # Other strategies pass through to Keras's own reduction.
+        logs = trainer.reduce_per_replica({"loss": tf.constant(2.0)}, tf.distribute.get_strategy(), "auto")
+        assert float(logs["loss"]) == 2.0
+    assert trainer.reduce_per_replica is original
+    with pytest.raises(RuntimeError, match="failed fit"):
+        with multiworker_fit(model):
+            raise RuntimeError("failed fit")
+    assert trainer.reduce_per_replica is original
+
+
+def test_each_training_makes_its_own_strategy():
+    from emotrack.training.distribute import make_strategy
+
+    first, second = make_strategy("mirrored"), make_strategy("mirrored")
+    assert isinstance(first, tf.distribute.MirroredStrategy) and first is not second
+    assert make_strategy("default") is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="train.strategy must be one of default, mirrored, multiworker"):
+        make_strategy("tpu")
 
 
 def test_a_worker_other_than_the_chief_leaves_no_files(tiny_tfr, tmp_path, monkeypatch):

@@ -140,6 +140,8 @@ def test_errors_and_nothing_lost(convlstm_run, tmp_path, monkeypatch):
     assert result.exit_code != 0 and "run folder" in result.output
     result = runner.invoke(main, ["export", str(convlstm_run), "--format", "keras", "--checkpoint", "epoch3.keras"])
     assert result.exit_code != 0 and "epoch3.keras does not exist" in result.output
+    assert "`emotrack train` writes best.keras and last.keras" in result.output
+    assert f"the run folder {convlstm_run} holds best.keras, last.keras" in result.output
 
     out = tmp_path / "model.tflite"
     out.write_bytes(b"old")

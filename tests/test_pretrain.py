@@ -63,6 +63,9 @@ def test_pretrained_backbone_feeds_the_i3d(rafdb, tmp_path):
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output
     weights = run / "backbone.weights.h5"
+    # Written through temporary names that keep the suffixes Keras checks, and nothing else left.
+    assert sorted(p.name for p in run.iterdir()) == ["backbone.weights.h5", "config.yaml", "history.csv",
+                                                     "model.keras", "report.json"]
     fresh = build_model("teixeira2021-2d", backbone="vgg11", input_shape=(32, 32, 3))
     kernel_2d = None
     import keras

@@ -1,5 +1,6 @@
 """Training runs: a run killed in the middle and resumed ends exactly where an uninterrupted run
-ends; the per-epoch shuffle depends only on the seed and the epoch; early stopping; run folder."""
+ends; the per-epoch shuffle depends only on the seed and the epoch; early stopping; run folder; op
+determinism only while training; the one checkpoint lookup of a run folder."""
 
 import json
 import os
@@ -13,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emotrack.config.run import CheckpointNotFoundError, checkpoint_path, latest_checkpoint
 from emotrack.data.pipeline import count_windows, training_windows
 from emotrack.models import load_model
-from emotrack.training.train import latest_checkpoint, train
+from emotrack.training.train import train
 
 TINY = ["train.epochs=5", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
         "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4",
@@ -66,9 +68,23 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_tfr, tmp_path):
     np.testing.assert_allclose(history["val_ccc"], reference["val_ccc"], rtol=1e-6)
 
 
-def test_resume_refuses_changed_data_or_settings(tiny_tfr, tmp_path):
+def test_resume_refuses_changed_data_or_settings(tiny_tfr, tmp_path, monkeypatch):
+    from tensorflow.python.framework import config as framework_config
+
+    import emotrack.training.train
+
+    fit, inside = emotrack.training.train._fit, []
+
+    def recording_fit(*args, **kwargs):
+        inside.append(framework_config.is_op_determinism_enabled())
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(emotrack.training.train, "_fit", recording_fit)
+    assert not framework_config.is_op_determinism_enabled()
     run = tmp_path / "run"
     train("huang2018-convlstm", tiny_tfr, run, overrides=TINY[1:] + ["train.epochs=1"], verbose=0)
+    # Deterministic ops while training (train.deterministic defaults to true), the state before after it.
+    assert inside == [True] and not framework_config.is_op_determinism_enabled()
     with pytest.raises(ValueError, match="cannot change it"):
         train("huang2018-convlstm", tiny_tfr, run, overrides=["train.epochs=3"], resume=True, verbose=0)
     with pytest.raises(ValueError, match="is a run of 'huang2018-convlstm'"):
@@ -76,6 +92,34 @@ def test_resume_refuses_changed_data_or_settings(tiny_tfr, tmp_path):
     state = json.loads(sorted((run / "checkpoints").glob("*.json"))[-1].read_text())
     assert state["epochs_done"] == 1 and len(state["values"]) == 1
     assert (run / "logs").is_dir()  # TensorBoard
+
+
+def test_checkpoint_lookup_names_the_folder_the_writer_and_what_is_there(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.keras").write_bytes(b"")
+    assert checkpoint_path(run, "last.keras") == run / "last.keras"
+    with pytest.raises(CheckpointNotFoundError) as err:
+        checkpoint_path(run)
+    message = str(err.value)
+    assert f"{run / 'best.keras'} does not exist" in message and "`emotrack train` writes it" in message
+    assert message.endswith(f"the run folder {run} holds last.keras")
+    with pytest.raises(FileNotFoundError, match="`emotrack pretrain` writes it.*holds last.keras"):
+        checkpoint_path(run, "model.keras")
+    with pytest.raises(FileNotFoundError, match=f"the run folder {tmp_path / 'nope'} does not exist"):
+        checkpoint_path(tmp_path / "nope", "last.keras")
+    assert latest_checkpoint(run) is None
+
+
+def test_staged_training_names_a_missing_earlier_run(tmp_path):
+    from emotrack.training.train import build_stage_model
+
+    (tmp_path / "audio").mkdir()
+    cfg = {"name": "tzirakis2017-audiovisual", "options": {},
+           "init_from": {"audio": str(tmp_path / "audio"), "visual": str(tmp_path / "visual")}}
+    with pytest.raises(CheckpointNotFoundError, match="model.init_from.audio must be a trained run folder: "
+                                                      ".*best.keras does not exist.*holds no checkpoint"):
+        build_stage_model(cfg)
 
 
 def test_early_stopping_on_devel_ccc(tiny_tfr, tmp_path):

@@ -31,9 +31,10 @@ times), the annotator delay (``data.label_delay_s``: predictions describe the fa
 seconds earlier), the face preprocessing options (``data.preprocessing``) and, when the run has
 one, the post-processing chain fitted on devel.
 
-Writes are atomic: everything is built in a hidden folder beside ``out`` and renamed into place;
-an output replaced with ``overwrite`` is removed only after the new one is there, and nothing is
-left behind when the export fails.
+Writes are atomic (:func:`emotrack.files.atomic_path`): the model and its contract are written under
+hidden temporary names beside ``out`` and renamed into place, the contract after the model; an
+output replaced with ``overwrite`` is removed only after the new one is there, and nothing is left
+behind when the export fails.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ import keras
 from keras import ops
 
 from emotrack import __version__
-from emotrack.config.run import load_run_config
+from emotrack.config.run import checkpoint_path, load_run_config
+from emotrack.files import atomic_path
 
 FORMATS = ("keras", "savedmodel", "tflite")
 SUFFIXES = {"keras": ".keras", "savedmodel": ".savedmodel", "tflite": ".tflite"}
@@ -177,6 +179,7 @@ def _contract(config: dict[str, Any], run_dir: Path, checkpoint: str, fmt: str, 
     import tensorflow as tf
 
     from emotrack.config.run import input_contract
+    from emotrack.data.align import delay_frames
     from emotrack.data.temporal import pooling_frames
 
     data = config["data"]
@@ -210,7 +213,7 @@ def _contract(config: dict[str, Any], run_dir: Path, checkpoint: str, fmt: str, 
             "frames_per_step": k,
             "network_time_factor": factor,
             "label_delay_s": delay_s,
-            "label_delay_frames": round(delay_s * fps) if fps else None,
+            "label_delay_frames": delay_frames(delay_s, fps) if fps else None,
         },
         "preprocessing": data.get("preprocessing"),
         "postprocessing": json.loads(chain_file.read_text()) if chain_file.is_file() else None,
@@ -227,23 +230,7 @@ def _contract(config: dict[str, Any], run_dir: Path, checkpoint: str, fmt: str, 
     }
 
 
-def _install(staged: Path, out: Path, staging: Path) -> None:
-    """Rename ``staged`` to ``out`` (both in one folder). A file replaces a file in one atomic
-    rename; otherwise an existing ``out`` is moved into ``staging`` first and put back if the
-    rename fails (``staging`` is removed afterwards)."""
-    if not os.path.lexists(out) or (staged.is_file() and out.is_file() and not out.is_symlink()):
-        os.replace(staged, out)
-        return
-    previous = staging / "previous"
-    os.replace(out, previous)
-    try:
-        os.replace(staged, out)
-    except OSError:
-        os.replace(previous, out)
-        raise
-
-
-def _convert_tflite(model, staging: Path, time_steps: int) -> tuple[bytes, bool]:
+def _convert_tflite(model, scratch: Path, time_steps: int) -> tuple[bytes, bool]:
     """A TFLite flat buffer of ``model`` for one clip of ``time_steps`` steps (batch 1), and
     whether it needs the TensorFlow Select ops (tried only when built-in ops alone fail).
 
@@ -263,7 +250,7 @@ def _convert_tflite(model, staging: Path, time_steps: int) -> tuple[bytes, bool]
         signature = [list(specs)]
     else:
         signature = specs
-    saved_dir = staging / "saved_model"
+    saved_dir = scratch / "saved_model"
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=signature)
@@ -334,11 +321,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, che
                          f"model's own")
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    source = run_dir / checkpoint
-    if not source.is_file():
-        found = sorted(p.name for p in run_dir.glob("*.keras"))
-        raise FileNotFoundError(f"{source} does not exist; checkpoints in {run_dir}: "
-                                f"{', '.join(found) or 'none'}")
+    source = checkpoint_path(run_dir, checkpoint)
     out = Path(out) if out is not None else run_dir / EXPORT_DIR / (Path(checkpoint).stem + SUFFIXES[fmt])
     if fmt == "keras" and out.suffix != ".keras":
         raise ValueError(f"a Keras model file must end in .keras (Keras loads it by that name), not {out.name!r}")
@@ -356,9 +339,9 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, che
         _check_time_steps(config, model, int(time_steps))
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        staged = staging / out.name
+    # Leaving the inner block renames the model into place, then the outer one its contract: an
+    # error before leaves neither, and an old output is kept.
+    with atomic_path(contract_path(out)) as staged_contract, atomic_path(out, keep_suffix=True) as staged:
         if fmt == "keras":
             shutil.copyfile(source, staged)
             artifact = {"file": out.name, "load": "emotrack.models.load_model(path), or keras.models.load_model "
@@ -369,7 +352,9 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, che
                         "input_names": [t.name for t in model.inputs], "output_key": "output_0",
                         "free_time": model.inputs[0].shape[1] is None}
         else:
-            flat, select_ops = _convert_tflite(model, staging, int(time_steps))
+            # The converter reads a SavedModel: written to a scratch folder, removed after.
+            with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent) as scratch:
+                flat, select_ops = _convert_tflite(model, Path(scratch), int(time_steps))
             # The Select ops need the Flex delegate, which this TensorFlow's interpreter lacks.
             difference = None if select_ops else _tflite_difference(flat, model, int(time_steps), info.inputs)
             if difference is not None and difference > TFLITE_TOLERANCE:
@@ -381,10 +366,5 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, che
                         "time_steps": int(time_steps), "batch": 1, "select_tf_ops": select_ops,
                         "signature": "serving_default", "max_abs_difference_to_keras": difference}
         contract = _contract(config, run_dir, checkpoint, fmt, model, fps, info, artifact)
-        staged_contract = staging / contract_path(out).name
         staged_contract.write_text(json.dumps(contract, indent=2))
-        _install(staged, out, staging)
-        os.replace(staged_contract, contract_path(out))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -1,8 +1,10 @@
-"""A run folder's config as training wrote it (``config.yaml``), and what it says about the model's
-input in time (the input contract: temporal pooling and the network's own time reduction)."""
+"""A run folder as training wrote it: its config (``config.yaml``), its checkpoints, and what the
+config says about the model's input in time (the input contract: temporal pooling and the network's
+own time reduction)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,53 @@ import yaml
 from emotrack.data.temporal import pooling_frames
 
 CONFIG_FILE = "config.yaml"
+CHECKPOINTS = "checkpoints"  # the resume checkpoints: epoch-NNNN.keras with epoch-NNNN.json beside it
+# The command that writes each checkpoint a run folder can hold, and when.
+CHECKPOINT_WRITERS = {
+    "best.keras": "`emotrack train` writes it after the first epoch whose devel CCC is a number",
+    "last.keras": "`emotrack train` writes it when training ends (`emotrack train --resume` finishes a "
+                  "killed run)",
+    "model.keras": "`emotrack pretrain` writes it when pre-training ends",
+}
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """A run folder lacks the checkpoint asked for."""
+
+
+def checkpoint_path(run_dir: str | Path, name: str = "best.keras") -> Path:
+    """The checkpoint file ``name`` of the run folder ``run_dir``.
+
+    Raises:
+        CheckpointNotFoundError: naming the run folder, the file, the command that writes it and the
+            checkpoints the folder does hold.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / name
+    if path.is_file():
+        return path
+    if not run_dir.is_dir():
+        raise CheckpointNotFoundError(f"{path} does not exist: the run folder {run_dir} does not exist; "
+                                      f"`emotrack train --out {run_dir}` writes it")
+    found = sorted(p.name for p in run_dir.glob("*.keras") if not p.name.startswith("."))
+    writer = CHECKPOINT_WRITERS.get(name, "`emotrack train` writes best.keras and last.keras")
+    raise CheckpointNotFoundError(f"{path} does not exist ({writer}); the run folder {run_dir} holds "
+                                  f"{', '.join(found) if found else 'no checkpoint'}")
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete resume checkpoint of a run: ``(model file, state)``, or None when training
+    has not finished an epoch yet (a state file is written after its model file)."""
+    folder = Path(run_dir) / CHECKPOINTS
+    for state_file in sorted(folder.glob("epoch-*.json"), reverse=True):
+        model_file = state_file.with_suffix(".keras")
+        if model_file.is_file():
+            return model_file, json.loads(state_file.read_text())
+    return None
 
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved config ``emotrack train`` wrote to ``run_dir``; a clear error when there is none."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; is {run_dir} a run folder written by `emotrack train`?")

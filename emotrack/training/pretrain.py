@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from emotrack.files import atomic_path
+
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 DEFAULT_AUGMENT = {"rotation_deg": 10, "flip": True, "brightness": 0.1}
 
@@ -127,7 +129,8 @@ def pretrain_2d(images_root: str | Path, out_dir: str | Path, backbone: str = "v
               "learning_rate": learning_rate, "augment": augment if augment is not None else DEFAULT_AUGMENT,
               "seed": seed, "class_weights": class_weights(labels, len(EMOTIONS))}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with atomic_path(out_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     size = tuple(input_shape[:2])
@@ -137,11 +140,74 @@ def pretrain_2d(images_root: str | Path, out_dir: str | Path, backbone: str = "v
               callbacks=[keras.callbacks.CSVLogger(str(out_dir / "history.csv"))], verbose=verbose)
     for target, save in ((out_dir / "model.keras", model.save),
                          (out_dir / "backbone.weights.h5", model.get_layer(backbone).save_weights)):
-        tmp = target.with_name(target.stem + ".tmp" + "".join(target.suffixes))
-        save(tmp)
-        os.replace(tmp, target)
+        with atomic_path(target, keep_suffix=True) as tmp:  # Keras picks the format from the suffixes
+            save(tmp)
     report = {"train_images": len(train_items), "test_images": len(test_items),
               "test_accuracy": float(model.evaluate(test_ds, verbose=0)[1]) if test_ds is not None else None,
               "backbone_weights": str(out_dir / "backbone.weights.h5"), "model": str(out_dir / "model.keras")}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    with atomic_path(out_dir / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def pretrain_attribute_cnn(fer2013_csv: str | Path, out_dir: str | Path, weights=None, input_size: int = 224,
+                           fc6_units: int = 4096, epochs: int = 20, batch_size: int = 32,
+                           learning_rate: float = 1e-4, seed: int = 0, overwrite: bool = False,
+                           verbose: int = 2) -> dict[str, Any]:
+    """AST-Net's attribute CNN (Wang & Hsu 2017, Sec. 3.2: "We use VGG-16 as our CNN model, and
+    pre-train the model on VGG-Deepface. We then fine-tune the CNN model on the discrete emotion
+    dataset, Fer2013"): VGG-16 with its fc6 (``weights``: the VGG-Face file, or None) and a 7-way
+    softmax on fc6, fine-tuned on FER2013's ``Training`` rows and measured on ``PrivateTest``.
+
+    Sec. 4.3: "resize all the face images in FER2013 ... into 224 x 224": the 48x48 gray faces are
+    resized to ``input_size`` and repeated over three channels (assumed: the paper does not say how
+    gray images meet VGG's RGB input). Not given, assumed: Adam, ``learning_rate`` 1e-4, batches of
+    32, 20 epochs, plain cross-entropy.
+
+    Writes ``attribute.weights.h5`` (the attribute CNN alone: the ``attribute_weights`` of every
+    AST-Net experiment built with the same ``input_shape`` and ``fc6_units``), ``history.csv``,
+    ``config.yaml`` and ``report.json`` (test accuracy) in ``out_dir``. Returns the report.
+    """
+    import keras
+
+    from emotrack.corpora.images import FER2013_EMOTIONS, read_fer2013
+    from emotrack.models.astnet2017 import build_attribute_cnn
+
+    images, labels, usage = read_fer2013(fer2013_csv)
+    out_dir = Path(out_dir)
+    if (out_dir / "config.yaml").exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a pre-training run; choose another --out or pass --overwrite")
+    train, test = usage == "Training", usage == "PrivateTest"
+    if not train.any():
+        raise ValueError(f"{fer2013_csv} has no 'Training' rows to fine-tune on")
+    keras.utils.set_random_seed(seed)
+    cnn = build_attribute_cnn("vgg16", input_shape=(input_size, input_size, 3), weights=weights,
+                              fc6_units=fc6_units, trainable_backbone=True)
+    frames = keras.Input(shape=(input_size, input_size, 3), name="image")
+    model = keras.Model(frames, keras.layers.Dense(len(FER2013_EMOTIONS), activation="softmax",
+                                                   name="emotions")(cnn(frames)), name="fer2013_classifier")
+    config = {"stage": "AST-Net attribute CNN on FER2013", "images": str(Path(fer2013_csv).resolve()),
+              "weights": None if weights is None else str(weights), "input_size": input_size,
+              "fc6_units": fc6_units, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+              "seed": seed}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def rgb(x: np.ndarray) -> np.ndarray:  # (N, 48, 48) uint8 -> (N, S, S, 3) float32 in 0..255
+        resized = keras.ops.image.resize(x[..., None].astype("float32"), (input_size, input_size))
+        return np.repeat(keras.ops.convert_to_numpy(resized), 3, axis=-1)
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(rgb(images[train]), labels[train], batch_size=batch_size, epochs=epochs, shuffle=True,
+              callbacks=[keras.callbacks.CSVLogger(str(out_dir / "history.csv"))], verbose=verbose)
+    target = out_dir / "attribute.weights.h5"
+    with atomic_path(target, keep_suffix=True) as tmp:
+        cnn.save_weights(tmp)
+    accuracy = float(model.evaluate(rgb(images[test]), labels[test], verbose=0)[1]) if test.any() else None
+    report = {"train_images": int(train.sum()), "test_images": int(test.sum()), "test_accuracy": accuracy,
+              "backbone_weights": str(target)}
+    with atomic_path(out_dir / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
     return report

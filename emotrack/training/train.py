@@ -6,22 +6,15 @@ the seed, package versions), ``best.keras`` (the checkpoint with the highest dev
 epoch's checkpoint in ``checkpoints/`` (model with optimiser state, and the random-number
 generator states, epoch and devel CCC history).
 
-``train.strategy`` spreads training over devices with TensorFlow's ``tf.distribute``:
-``default`` (one device), ``mirrored`` (the GPUs of this machine, or its CPU as one replica) or
-``multiworker`` (several machines, each started with the same command and a ``TF_CONFIG``
-environment variable naming the cluster and its own place in it). ``data.batch_size`` is the global
-batch: each of R replicas gets batch_size / R clips of it, so the CCC loss is computed per replica
-on its share and averaged, and results depend on R. In a multi-worker run only the chief (worker 0)
-writes the run folder; the other workers write their copy to a temporary folder removed at the end
-(or, to keep it, to ``$EMOTRACK_WORKER_DIR/worker-<index>``). ``train.mixed_precision: true`` computes
-in float16 with float32 variables (Keras's ``mixed_float16``, for GPUs), the model's outputs kept in
-float32; ``mixed_bfloat16`` there is for CPUs, whose TensorFlow kernels for 3D pooling take no float16.
+``train.strategy`` spreads training over devices with ``tf.distribute`` and
+``train.mixed_precision`` computes in 16 bits (see :mod:`emotrack.training.distribute`). A
+training changes no state of TensorFlow or Keras that outlives it: the strategy is made for it, and
+op determinism, the mixed-precision policy and the multi-worker changes to Keras are undone after it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -35,17 +28,30 @@ import yaml
 
 from emotrack import __version__
 from emotrack.config.experiments import pretrained_weights, resolve_config
-from emotrack.config.run import CONFIG_FILE, input_contract, load_run_config
+from emotrack.config.run import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    checkpoint_path,
+    input_contract,
+    latest_checkpoint,
+    load_run_config,
+)
 from emotrack.data.clips import clip_hop
 from emotrack.data.pipeline import count_windows, training_windows
 from emotrack.files import atomic_path
 from emotrack.models import adapt_options, model_info
 from emotrack.records.split import held_out_subjects, selection_partition
 from emotrack.records.manifest import manifest_hash, read_manifest
-
-CHECKPOINTS = "checkpoints"
-STRATEGIES = ("default", "mirrored", "multiworker")
-WORKER_DIR_ENV = "EMOTRACK_WORKER_DIR"
+from emotrack.training.distribute import (
+    WORKER_DIR_ENV,
+    float32_outputs,
+    is_multiworker,
+    make_strategy,
+    mixed_precision_policy,
+    multiworker_fit,
+    op_determinism,
+    worker_index,
+)
 
 
 class RunExistsError(FileExistsError):
@@ -132,16 +138,6 @@ def _atomic_write(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest complete resume checkpoint of a run: ``(model file, state)``, or None."""
-    folder = Path(run_dir) / CHECKPOINTS
-    for state_file in sorted(folder.glob("epoch-*.json"), reverse=True):
-        model_file = state_file.with_suffix(".keras")
-        if model_file.is_file():
-            return model_file, json.loads(state_file.read_text())
-    return None
-
-
 def _run_checkpoint_callback(out_dir: Path, monitor: str, patience: int | None, state: dict[str, Any] | None):
     import keras
 
@@ -191,116 +187,6 @@ def _truncate_history(path: Path, rows: int) -> None:
         _atomic_write(path, "".join(lines[: rows + 1]))
 
 
-_TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
-
-
-def check_tf_config(text: str | None) -> dict[str, Any]:
-    """The cluster of a multi-worker run, from the JSON text of the ``TF_CONFIG`` environment
-    variable: the same ``cluster`` (job -> "host:port" addresses) on every machine and each
-    machine's own ``task`` (job type and index); a clear error when it is missing or malformed."""
-    hint = f"set it on every machine, e.g. TF_CONFIG='{_TF_CONFIG_EXAMPLE}' with task.index 0, 1, ..."
-    if not text:
-        raise ValueError(f"train.strategy=multiworker reads the cluster from the TF_CONFIG environment variable, "
-                         f"which is not set; {hint}")
-    try:
-        tf_config = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"TF_CONFIG is not JSON ({err}); {hint}") from err
-    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
-    task = tf_config.get("task") if isinstance(tf_config, dict) else None
-    if not isinstance(cluster, dict) or not cluster or not all(
-            isinstance(hosts, list) and hosts and all(isinstance(h, str) and ":" in h for h in hosts)
-            for hosts in cluster.values()):
-        raise ValueError(f"TF_CONFIG needs a 'cluster' mapping each job to a list of host:port addresses; {hint}")
-    if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int) \
-            or not 0 <= task["index"] < len(cluster[task["type"]]):
-        raise ValueError(f"TF_CONFIG needs a 'task' with a 'type' among {sorted(cluster)} and an 'index' into its "
-                         f"addresses, not {task!r}; {hint}")
-    return tf_config
-
-
-_STRATEGIES: dict[str, Any] = {}
-
-
-def make_strategy(name: str):
-    """The ``tf.distribute`` strategy ``train.strategy`` names (see the module docstring), one per
-    process. ``multiworker`` must be made before TensorFlow runs anything in the process."""
-    import tensorflow as tf
-
-    if name not in STRATEGIES:
-        raise ValueError(f"train.strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")
-    if name == "multiworker":
-        check_tf_config(os.environ.get("TF_CONFIG"))
-    if name not in _STRATEGIES:
-        _STRATEGIES[name] = {"default": tf.distribute.get_strategy, "mirrored": tf.distribute.MirroredStrategy,
-                             "multiworker": tf.distribute.MultiWorkerMirroredStrategy}[name]()
-    return _STRATEGIES[name]
-
-
-def worker_index(strategy) -> int | None:
-    """This process's index among the workers of a multi-worker run, or None when it writes the
-    run folder (one process, or the chief: task ``chief``, or worker 0 when there is none)."""
-    resolver = strategy.cluster_resolver
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if not cluster or resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
-                                                        and "chief" not in cluster):
-        return None
-    return int(resolver.task_id)
-
-
-def allow_multiworker_fit(model) -> None:
-    """Let Keras 3's ``fit`` train ``model`` under ``MultiWorkerMirroredStrategy``, which it cannot
-    as released (keras-team/keras#20585; Keras 3.15): it builds a model made under a strategy by
-    reducing the first batch across workers, which fails for (x, y, weights) batches, and it reduces
-    each step's scalar logs along an axis 0 they do not have. The model is left to build when fit
-    traces its step (so fit must run in the strategy's scope) and step logs are averaged over the
-    replicas of all workers, so that every worker sees the same logs and stops at the same step."""
-    import keras
-    from keras.src.backend.tensorflow import trainer
-
-    model._distribute_strategy = None
-    if not hasattr(trainer.reduce_per_replica, "__wrapped__"):
-        reduce = trainer.reduce_per_replica
-
-        @functools.wraps(reduce)
-        def reduce_per_replica(values, strategy, reduction):
-            if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
-                return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-            return reduce(values, strategy, reduction)
-
-        trainer.reduce_per_replica = reduce_per_replica
-
-
-@contextlib.contextmanager
-def mixed_precision_policy(setting: bool | str | None):
-    """Layers made inside compute in 16 bits with float32 variables: ``setting`` True (Keras's
-    ``mixed_float16``), ``mixed_float16`` or ``mixed_bfloat16``; False or None leaves the policy
-    alone. The global policy before is restored on leaving (layers keep theirs)."""
-    import keras
-
-    policy = "mixed_float16" if setting is True else setting or None
-    if policy not in (None, "mixed_float16", "mixed_bfloat16"):
-        raise ValueError(f"train.mixed_precision must be true, false, mixed_float16 or mixed_bfloat16, not {setting!r}")
-    previous = keras.mixed_precision.global_policy()
-    if policy:
-        keras.mixed_precision.set_global_policy(policy)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def float32_outputs(model):
-    """``model`` with a linear float32 activation after each output, as Keras advises for mixed
-    precision: the loss and metrics then see float32 predictions of the same shapes."""
-    import keras
-
-    flat = keras.tree.flatten(model.output)
-    cast = [keras.layers.Activation("linear", dtype="float32", name=f"output_float32_{i}" if len(flat) > 1
-                                    else "output_float32")(t) for i, t in enumerate(flat)]
-    return keras.Model(model.input, keras.tree.pack_sequence_as(model.output, cast), name=model.name)
-
-
 def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
           overrides: list[str] | tuple[str, ...] = (), seed: int | None = None, overwrite: bool = False,
           resume: bool = False, verbose: int = 2) -> Path:
@@ -316,75 +202,101 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
             optimiser state, the random-number generator states and the epoch), with the config
             written there; the result equals that of an uninterrupted run on the same machine.
     With ``train.strategy=multiworker`` every machine of the cluster runs this with the same
-    arguments and its own ``TF_CONFIG`` (see the module docstring).
+    arguments and its own ``TF_CONFIG`` (see :mod:`emotrack.training.distribute`).
     Returns:
         the run folder.
     """
+    import keras
+
+    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir)
+    if not resume:
+        resolve_config(experiment)  # an unknown experiment is named before anything else
+    manifest = read_manifest(data_dir)
+    if resume:
+        config = _resumed_config(experiment, data_dir, out_dir, config_file, overrides, seed)
+    else:
+        config = _new_config(experiment, data_dir, out_dir, manifest, config_file, overrides, seed, overwrite)
+    train_cfg = config["train"]
+
+    # Before TensorFlow runs anything: a multi-worker strategy joins its cluster at startup.
+    strategy = make_strategy(train_cfg.get("strategy", "default"))
+    worker = worker_index(strategy)
+    with contextlib.ExitStack() as stack:
+        run_dir = out_dir  # where this process writes
+        if worker is not None:
+            if os.environ.get(WORKER_DIR_ENV):
+                run_dir = Path(os.environ[WORKER_DIR_ENV]) / f"worker-{worker}"
+            else:
+                run_dir = Path(stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix=f"emotrack-worker-{worker}-")))
+        keras.utils.set_random_seed(train_cfg["seed"])
+        stack.enter_context(op_determinism(train_cfg.get("deterministic", True)))
+        checkpoint = latest_checkpoint(out_dir) if resume else None
+        _fit(config, manifest, data_dir, run_dir, strategy, checkpoint, resume, overwrite, verbose)
+    return out_dir
+
+
+def _resumed_config(experiment: str, data_dir: Path, out_dir: Path, config_file, overrides, seed) -> dict[str, Any]:
+    """The config of the run in ``out_dir``, after checking that it is a run of ``experiment`` on the
+    data in ``data_dir`` and that nothing asks to change it."""
+    config = load_run_config(out_dir)
+    if config["experiment"] != experiment:
+        raise ValueError(f"{out_dir} is a run of {config['experiment']!r}, not {experiment!r}")
+    if config["data"]["manifest_sha256"] != manifest_hash(data_dir):
+        raise ValueError(f"the data in {data_dir} is not the data {out_dir} was trained on (manifest "
+                         f"hash differs); resume with --data {config['data']['dir']}")
+    if config_file is not None or overrides or seed is not None:
+        raise ValueError("--resume continues a run with the config in its folder; --config, --set, --seed, "
+                         "--strategy and --mixed-precision cannot change it")
+    return config
+
+
+def _new_config(experiment: str, data_dir: Path, out_dir: Path, manifest: dict[str, Any], config_file, overrides,
+                seed, overwrite: bool) -> dict[str, Any]:
+    """The resolved config of a new run of ``experiment`` on ``data_dir``, with what the run folder
+    records beside it (data folder and manifest hash, held-out subjects, preprocessing, versions)."""
+    config = resolve_config(experiment, config_file, overrides)
+    if seed is not None:
+        config["train"]["seed"] = int(seed)
+    if (out_dir / CONFIG_FILE).exists() and not overwrite:
+        raise RunExistsError(f"{out_dir} already holds a run; choose another --out, pass --overwrite, or "
+                             f"--resume to continue it")
+    check_time_contract(config, manifest)
+    deviations = pretrained_weights(config)  # refuses to start from random weights without a word
+    info = model_info(config["model"]["name"])
+    if info.target == "class":
+        raise ValueError(f"{config['model']['name']} classifies discrete emotions in single images (the "
+                         f"2D pre-training stage); it is not trained on continuous ratings")
+    config.setdefault("targets", ["arousal", "valence"])
+    missing = [d for d in config["targets"] if d not in manifest["dimensions"]]
+    if missing:
+        raise ValueError(f"{data_dir} has no {', '.join(missing)} ratings (it has {manifest['dimensions']})")
+    config["model"]["options"] = adapt_options(
+        config["model"]["name"], config["model"]["options"],
+        data_facts(manifest, config["targets"], config["data"]["window"], config["data"].get("crops")))
+    config["data"]["dir"] = str(data_dir)
+    if held_out_subjects(manifest, config["data"].get("validation")):  # the split, written down
+        config["data"]["validation"]["held_out"] = held_out_subjects(manifest, config["data"]["validation"])
+    config["deviations"] = deviations
+    config["data"]["dimensions"] = list(manifest["dimensions"])
+    config["data"]["manifest_sha256"] = manifest_hash(data_dir)
+    # What `emotrack predict` must do to a new video's frames to match the training data.
+    config["data"]["preprocessing"] = manifest["options"]
+    config["versions"] = _versions()
+    return config
+
+
+def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_dir: Path, strategy,
+         checkpoint: tuple[Path, dict[str, Any]] | None, resume: bool, overwrite: bool, verbose: int) -> None:
+    """Build or restore the model under ``strategy``, write the config to ``run_dir`` and train it
+    there (see :func:`train`)."""
     import keras
     import tensorflow as tf
 
     from emotrack.models import load_model
     from emotrack.models.losses import StreamingCCC
 
-    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir)
-    if not resume:
-        resolve_config(experiment)  # an unknown experiment is named before anything else
-    manifest = read_manifest(data_dir)
-    checkpoint = None
-    if resume:
-        config = load_run_config(out_dir)
-        if config["experiment"] != experiment:
-            raise ValueError(f"{out_dir} is a run of {config['experiment']!r}, not {experiment!r}")
-        if config["data"]["manifest_sha256"] != manifest_hash(data_dir):
-            raise ValueError(f"the data in {data_dir} is not the data {out_dir} was trained on (manifest "
-                             f"hash differs); resume with --data {config['data']['dir']}")
-        if config_file is not None or overrides or seed is not None:
-            raise ValueError("--resume continues a run with the config in its folder; --config, --set, --seed, "
-                             "--strategy and --mixed-precision cannot change it")
-        checkpoint = latest_checkpoint(out_dir)
-    else:
-        config = resolve_config(experiment, config_file, overrides)
-        if seed is not None:
-            config["train"]["seed"] = int(seed)
-        if (out_dir / CONFIG_FILE).exists() and not overwrite:
-            raise RunExistsError(f"{out_dir} already holds a run; choose another --out, pass --overwrite, or "
-                                 f"--resume to continue it")
-        check_time_contract(config, manifest)
-        deviations = pretrained_weights(config)  # refuses to start from random weights without a word
-        info = model_info(config["model"]["name"])
-        if info.target == "class":
-            raise ValueError(f"{config['model']['name']} classifies discrete emotions in single images (the "
-                             f"2D pre-training stage); it is not trained on continuous ratings")
-        config.setdefault("targets", ["arousal", "valence"])
-        missing = [d for d in config["targets"] if d not in manifest["dimensions"]]
-        if missing:
-            raise ValueError(f"{data_dir} has no {', '.join(missing)} ratings (it has {manifest['dimensions']})")
-        config["model"]["options"] = adapt_options(
-            config["model"]["name"], config["model"]["options"],
-            data_facts(manifest, config["targets"], config["data"]["window"], config["data"].get("crops")))
-        config["data"]["dir"] = str(data_dir)
-        if held_out_subjects(manifest, config["data"].get("validation")):  # the split, written down
-            config["data"]["validation"]["held_out"] = held_out_subjects(manifest, config["data"]["validation"])
-        config["deviations"] = deviations
-        config["data"]["dimensions"] = list(manifest["dimensions"])
-        config["data"]["manifest_sha256"] = manifest_hash(data_dir)
-        # What `emotrack predict` must do to a new video's frames to match the training data.
-        config["data"]["preprocessing"] = manifest["options"]
-        config["versions"] = _versions()
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
-
-    # Before TensorFlow runs anything: a multi-worker strategy joins its cluster at startup.
-    strategy = make_strategy(train_cfg.get("strategy", "default"))
-    worker, worker_tmp, run_dir = worker_index(strategy), None, out_dir  # run_dir: where this process writes
-    if worker is not None:
-        if os.environ.get(WORKER_DIR_ENV):
-            run_dir = Path(os.environ[WORKER_DIR_ENV]) / f"worker-{worker}"
-        else:
-            worker_tmp = tempfile.TemporaryDirectory(prefix=f"emotrack-worker-{worker}-")
-            run_dir = Path(worker_tmp.name)
-    keras.utils.set_random_seed(train_cfg["seed"])
-    if train_cfg.get("deterministic", True):
-        tf.config.experimental.enable_op_determinism()
     initial_epoch, state = 0, None
     mixed = train_cfg.get("mixed_precision", False)
     with strategy.scope(), mixed_precision_policy(mixed):
@@ -470,17 +382,12 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     if train_cfg.get("tensorboard", True):
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
                                                      profile_batch=0))
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        allow_multiworker_fit(model)
     if initial_epoch < epochs and not (state and state.get("stopped")):
         # Clips are shuffled per epoch in the pipeline (seeded by the epoch's index).
-        with strategy.scope():
+        with strategy.scope(), (multiworker_fit(model) if is_multiworker(strategy) else contextlib.nullcontext()):
             model.fit(train_ds, validation_data=devel_ds, epochs=epochs, initial_epoch=initial_epoch,
                       steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=verbose)
     _atomic_save_model(model, run_dir / "last.keras")
-    if worker_tmp is not None:
-        worker_tmp.cleanup()
-    return out_dir
 
 
 def build_stage_model(model_cfg: dict[str, Any]):
@@ -497,9 +404,10 @@ def build_stage_model(model_cfg: dict[str, Any]):
         raise ValueError(f"{model_cfg['name']} is not built from earlier runs; remove model.init_from")
     models = {}
     for role, run in init_from.items():
-        path = Path(run) / "best.keras"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist; model.init_from.{role} must be a finished run folder")
+        try:
+            path = checkpoint_path(run, "best.keras")
+        except FileNotFoundError as err:
+            raise type(err)(f"model.init_from.{role} must be a trained run folder: {err}") from None
         models[role] = load_model(path)
     return info.from_models(models, model_cfg["options"])
 
