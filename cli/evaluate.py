@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
+from emotrack.evaluation.postprocess import chain_names
+
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--partition", "partitions", multiple=True, help="Partition(s) to evaluate (default: devel and test).")
 @click.option("--checkpoint", default=None,
               help="Checkpoint file in the run folder [the run's evaluate.checkpoint: best.keras, or last.keras].")
-@click.option("--postprocessing", type=click.Choice(["tzirakis2017", "teixeira2021", "none"]),
+@click.option("--postprocessing", type=click.Choice(chain_names()),
               help="Post-processing chain fitted on devel (default: the run's config).")
 @click.option("--aggregation", type=click.Choice(["concat", "mean"]), default="concat", show_default=True,
               help="CCC over all sessions concatenated, or per session then averaged.")

@@ -45,6 +45,19 @@ def test_predictions_csv_has_every_frame_and_reproduces_the_session_ccc(evaluate
                 assert got == pytest.approx(expected, abs=2e-5)
 
 
+def test_postprocessing_is_a_registered_chain_whose_fit_is_reported(evaluated_run):
+    from emotrack.evaluation.postprocess import CHAINS, PostProcessingChain
+
+    run, report = evaluated_run
+    fitted = report["post_processing"]
+    assert [s["name"] for s in fitted["fitted_steps"]] == list(CHAINS["tzirakis2017"])
+    assert PostProcessingChain.load(run).to_dict() == fitted  # postprocessing.json holds what the report says
+    with pytest.raises(ValueError, match="evaluate.postprocessing: unknown post-processing chain 'avec'"):
+        evaluate(run, postprocessing="avec")
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--postprocessing", "avec"])
+    assert result.exit_code != 0 and "'tzirakis2017', 'teixeira2021', 'none'" in result.output
+
+
 def test_metrics_csv_equals_the_report_and_plots_exist(evaluated_run):
     run, report = evaluated_run
     table = pd.read_csv(run / "metrics.csv")

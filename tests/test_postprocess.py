@@ -6,17 +6,24 @@ import json
 import numpy as np
 import pytest
 
+from emotrack.data.align import ratings_for_frames, undo_label_delay
 from emotrack.evaluation import metrics
 from emotrack.evaluation.postprocess import (
+    CHAINS,
     PostProcessingChain,
+    chain_names,
     delay_search,
+    raw_and_post_processed_metrics,
+    register_chain,
+)
+from emotrack.evaluation.postprocess_steps import (
+    STEPS,
+    Step,
     mean_filtering,
     median_filter,
-    raw_and_post_processed_metrics,
+    register_step,
     scale_normalisation,
     shift_prediction,
-    shift_predictions_back,
-    shift_ratings_for_training,
     time_delay,
 )
 
@@ -48,8 +55,8 @@ def test_shift_functions_by_hand():
     np.testing.assert_array_equal(shift_prediction(x, 1), [1, 1, 2, 3])
     np.testing.assert_array_equal(shift_prediction(x, -1), [2, 3, 4, 4])
     np.testing.assert_array_equal(shift_prediction(x, 9), [1, 1, 1, 1])
-    np.testing.assert_array_equal(shift_ratings_for_training(x, 2), [3, 4, 4, 4])
-    np.testing.assert_array_equal(shift_predictions_back(x, 2), [1, 1, 1, 2])
+    np.testing.assert_array_equal(ratings_for_frames(x, 2), [3, 4, 4, 4])
+    np.testing.assert_array_equal(undo_label_delay(x, 2), [1, 1, 1, 2])
     np.testing.assert_array_equal(time_delay(x, 1), [2, 3, 4, 4])  # Teixeira Eq. 3: y(f + t)
     np.testing.assert_array_equal(median_filter(np.array([0.0, 0.0, 5.0, 0.0, 0.0]), 3), [0, 0, 0, 0, 0])
 
@@ -224,7 +231,7 @@ def test_delay_search_finds_the_annotation_delay():
 
     def fit_predict(delay):
         x = np.concatenate([np.c_[f, np.ones(len(f))] for f in train_x])
-        y = np.concatenate([shift_ratings_for_training(r, delay) for r in train_y])
+        y = np.concatenate([ratings_for_frames(r, delay) for r in train_y])
         weights = np.linalg.lstsq(x, y, rcond=None)[0]
         return [np.c_[f, np.ones(len(f))] @ weights for f in dev_x]
 
@@ -233,3 +240,60 @@ def test_delay_search_finds_the_annotation_delay():
     assert result["best_devel_ccc"]["arousal"] > 0.999
     assert result["devel_ccc"]["arousal"][0] < result["best_devel_ccc"]["arousal"]
     assert result["delays_s"][6] == pytest.approx(0.24)
+
+
+def test_every_chain_names_registered_steps_with_their_references():
+    assert chain_names() == list(CHAINS) and {"tzirakis2017", "teixeira2021", "none"} <= set(CHAINS)
+    for steps in CHAINS.values():
+        for name in steps:
+            assert STEPS[name].name == name and STEPS[name].reference
+    assert not PostProcessingChain("none").needs_fitting
+    assert PostProcessingChain("teixeira2021").needs_training_partition
+    assert not PostProcessingChain("tzirakis2017").needs_training_partition
+    with pytest.raises(ValueError, match="unknown post-processing chain 'avec'.*tzirakis2017, teixeira2021, none"):
+        PostProcessingChain("avec")
+    with pytest.raises(ValueError, match="not registered"):
+        register_chain("with_a_typo", ["median_filter", "centering"])
+
+
+@pytest.fixture
+def offset_step():
+    """A step defined here, outside the package: a constant offset fitted as the median of gold - pred."""
+
+    @register_step
+    class MedianOffset(Step):
+        name = "median_offset"
+        reference = "none: a step of the tests"
+
+        def fit(self, pred, gold, context):
+            residuals = np.concatenate([(g - p)[m] for g, p, m in zip(gold, pred, context.mask)])
+            self.params = {"offset": float(np.median(residuals))}
+            return self
+
+        def apply(self, pred):
+            return pred + self.params["offset"]
+
+    register_chain("smoothed_offset", ["median_filter", "median_offset"])
+    yield MedianOffset
+    del STEPS["median_offset"], CHAINS["smoothed_offset"]
+
+
+def test_a_step_registered_outside_the_package_runs_in_a_chain(offset_step, tmp_path):
+    golds = [np.array([[0.1, -0.2], [0.3, 0.0], [0.2, 0.4], [0.5, 0.1], [0.0, -0.3]])]
+    preds = [golds[0] + np.array([[-0.1, 1.0], [-0.3, 1.0], [-0.2, 1.0], [-0.2, 1.0], [-0.6, 1.0]])]
+    # Median filtering cannot help (a 1-frame window is the smallest candidate and changes nothing).
+    chain = PostProcessingChain("smoothed_offset", median_windows_s=[0.04]).fit(golds, preds, 25.0)
+    assert "smoothed_offset" in chain_names()
+    fitted = {s["name"]: s["dimensions"] for s in chain.to_dict()["fitted_steps"]}
+    # gold - pred is (0.1, 0.3, 0.2, 0.2, 0.6) for arousal: median 0.2; -1.0 everywhere for valence.
+    assert fitted["median_offset"]["arousal"]["params"] == {"offset": pytest.approx(0.2)}
+    assert fitted["median_offset"]["valence"]["params"] == {"offset": pytest.approx(-1.0)}
+    assert all(fitted["median_offset"][d]["kept"] and not fitted["median_filter"][d]["kept"] for d in fitted["median_offset"])
+    new = np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(chain.apply(new, 25.0), [[1.2, 1.0], [3.2, 3.0]])
+    np.testing.assert_allclose(PostProcessingChain.load(chain.save(tmp_path)).apply(new), [[1.2, 1.0], [3.2, 3.0]])
+    with pytest.raises(ValueError, match="exists already"):
+        @register_step
+        class Another(Step):
+            name = "median_offset"
+            reference = "none"

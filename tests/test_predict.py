@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from emotrack.apps.predict import apply_postprocessing, predict_video, run_preprocessing
 from emotrack.cli import main
 from emotrack.config.run import load_run_config
+from emotrack.data.align import undo_label_delay
 from emotrack.evaluation.postprocess import PostProcessingChain
 from emotrack.faces.track import FaceTracker
-from emotrack.inference.session import CompiledModel, predict_frames, undo_label_delay
+from emotrack.inference.session import CompiledModel, predict_frames
 from emotrack.inference.streaming import BlockPredictor
 from emotrack.media.video import read_video, write_video
 from emotrack.models import build_model, load_model
@@ -41,11 +42,11 @@ def _decoded(path):
 
 
 def _preprocessed(frames, finder, options):
-    """Crops made by preprocessing's own function (`emotrack.preprocess.corpus.face_crops`) from in-memory frames,
+    """Crops made by preprocessing's own function (`emotrack.preprocess.session.face_crops`) from in-memory frames,
     read back as `emotrack.data.pipeline` reads them; and the face flags."""
     import tensorflow as tf
 
-    from emotrack.preprocess.corpus import face_crops
+    from emotrack.preprocess.session import face_crops
 
     crops, present, _ = face_crops(list(frames), finder, options, "in-memory")
     encoded = next(iter(crops.values()))

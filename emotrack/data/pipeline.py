@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
+from emotrack.data.align import delay_frames, shift_labels
 from emotrack.data.clips import clip_span
 from emotrack.records.manifest import read_manifest
 from emotrack.records.split import select_sessions
@@ -88,29 +89,6 @@ def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = Non
     return tf.data.TFRecordDataset(files).map(parse)
 
 
-def shift_labels(ratings, weights, delay_frames: int):
-    """Pair each frame with the rating ``delay_frames`` later (annotators lag the face).
-
-    ``ratings`` (T, D) and ``weights`` (T,) tensors; the last ``delay_frames`` frames have no
-    rating any more and get weight 0.
-    """
-    import tensorflow as tf
-
-    if delay_frames <= 0:
-        return ratings, weights
-    t = tf.shape(ratings)[0]
-    d = tf.minimum(delay_frames, t)
-    shifted = tf.concat([ratings[d:], tf.repeat(ratings[-1:], d, axis=0)], axis=0)
-    # The weight stays with the frame (was a face seen?); only the tail loses its rating.
-    w = tf.concat([weights[: t - d], tf.zeros([d], weights.dtype)], axis=0)
-    return shifted, w
-
-
-def delay_frames(delay_s: float, fps: float) -> int:
-    """The annotator delay in whole frames."""
-    return int(round(delay_s * fps))
-
-
 def training_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
                      batch_size: int, label_delay_s: float = 0.0, shuffle: bool = True, seed: int = 0,
                      cache: bool = True, temporal_pooling_s: float | None = None,
@@ -122,7 +100,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
 
     Args:
         window: frames per clip (L); hop: frames between clip starts.
-        label_delay_s: annotator delay compensated by pairing frame t with the rating at t + delay.
+        label_delay_s: annotator delay compensated by pairing frame t with the rating at t + delay
+            (:mod:`emotrack.data.align`).
         temporal_pooling_s: average frames, ratings and weights over windows of this duration
             (Huang et al. 2018, Sec. 4.2; see :mod:`emotrack.data.temporal`); ``window`` must then be a
             multiple of the pooling factor k and clips hold L / k steps.

@@ -1,156 +1,85 @@
-"""Post-processing of predicted rating sequences, fitted on the development partition only (numpy, SciPy).
+"""Post-processing chains of predicted rating sequences, fitted on the development partition only.
 
-A ``PostProcessingChain`` is fitted with ``fit(dev_golds, dev_preds, rate_hz)``, written as JSON into a
-run folder with the devel CCC before and after every step, and applied unchanged to the test partition
-and at prediction time. Every dimension (arousal, valence, ...) is fitted on its own. Test data never
-enters ``fit``.
+A chain is a list of step names (`CHAINS`, the one place chains are declared; the steps are the
+classes of `emotrack.evaluation.postprocess_steps`, found by name in its registry ``STEPS``). A
+``PostProcessingChain`` is fitted with ``fit(dev_golds, dev_preds, rate_hz)``, written as JSON into a
+run folder with the devel CCC before and after every step, and applied unchanged to the test
+partition and at prediction time. Every dimension (arousal, valence, ...) is fitted on its own. Test
+data never enters ``fit``.
 
-Variant ``"tzirakis2017"`` (Tzirakis et al. 2017, Sec. V; shared/papers/
-tzirakis2017_end2end_multimodal_recola.txt): (i) median filter, window 0.4 s to 20 s; (ii) centring by
-the bias between gold standard and prediction; (iii) scaling by the ratio of their standard
-deviations; (iv) time shift, the prediction moved forward in time by 0.04 s to 10 s. A step is kept
-only when it raises the devel CCC, and later steps are fitted on the output of the kept ones.
-Assumed where the paper is silent:
-
-- The median window grid is ``DEFAULT_MEDIAN_WINDOWS_S`` (17 values from 0.4 s to 20 s); a window of
-  w seconds is ``round(w * rate_hz)`` frames made odd (a centred window), filtered with
-  ``scipy.ndimage.median_filter(mode="mirror")`` per session: the signal is reflected about its end
-  frames, so a spike on the first or last frame is not copied into the padding.
-- Bias and standard deviations are taken over all valid devel frames pooled; the standard
-  deviations are population ones. Scaling is about the devel mean of the prediction, so it changes
-  the spread and not the mean (centring is the step that moves the mean).
-- The time-shift grid is every whole frame from ``round(0.04 * rate_hz)`` (at least 1) to
-  ``round(10 * rate_hz)``.
-
-Variant ``"teixeira2021"`` (Teixeira et al. 2021, Sec. 3.4; teixeira2021_cnnlstm_i3d_sewa.txt):
-
-- Scale normalisation, Eq. 1: ``y_sn = (y' - mean(y_ltr)) / std(y_ltr)`` with the mean and the
-  (population) standard deviation of the training labels.
-- Mean filtering, Eq. 2: ``y_mf = y' - mean(y_ltr) + mean(y'_tr)``, the training labels' mean
-  subtracted and the training predictions' mean added, as printed (the text says it "centres"
-  predictions; AVEC-style centring, with the opposite signs, is the Tzirakis chain's ``centring``).
-  The training predictions first pass through the steps kept before it.
-- Time delay, Eq. 3: ``y_td(f) = y'(f + t)``, t an integer in [-10, 10] frames, chosen on devel.
-- The paper does not say how steps are selected; as in the Tzirakis chain a step is kept only when
-  it raises the devel CCC (``keep_only_if_better``). Eq. 1 needs the training labels
-  (``train_golds``) and Eq. 2 also the training predictions (``train_preds``): training-set
+- ``tzirakis2017`` (Tzirakis et al. 2017, Sec. V): median filter, centring, scaling, time shift. A step
+  is kept only when it raises the devel CCC, and later steps are fitted on the output of the kept ones.
+- ``teixeira2021`` (Teixeira et al. 2021, Sec. 3.4): scale normalisation (Eq. 1), mean filtering
+  (Eq. 2), time delay (Eq. 3). The paper does not say how steps are selected; as in the Tzirakis chain
+  a step is kept only when it raises the devel CCC (``keep_only_if_better``). Eq. 1 needs the training
+  labels (``train_golds``) and Eq. 2 also the training predictions (``train_preds``): training-set
   statistics, never test data.
+- ``none``: no step; predictions are reported as they are.
 
-Time shifts everywhere follow one convention, ``shift_prediction(x, k)[f] = x[f - k]`` (k > 0 moves
-the prediction later), padding with the first or last value. Masks select the frames that count in
-the devel CCC (at the evaluation frame index); filtering and shifting run over all frames.
+Masks select the frames that count in the devel CCC (at the evaluation frame index); filtering and
+shifting run over all frames.
 
 ``delay_search`` is the AVEC baselines' delay compensation: ratings are shifted earlier by d frames
-for training (``shift_ratings_for_training``), the model's predictions shifted back by d for
-evaluation (``shift_predictions_back``), and d is chosen on the devel CCC.
+for training (`emotrack.data.align.ratings_for_frames`), the model's predictions shifted back by d for
+evaluation (`emotrack.data.align.undo_label_delay`), and d is chosen on the devel CCC.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
+from emotrack.data.align import undo_label_delay
 from emotrack.evaluation import metrics
+from emotrack.evaluation.postprocess_steps import STEPS, FitContext, pooled
+from emotrack.files import atomic_path
 
 FORMAT = "emotrack.postprocessing/1"
 FILENAME = "postprocessing.json"
-VARIANTS = {
+#: chain name -> its steps in order; `register_chain` adds one.
+CHAINS: dict[str, tuple[str, ...]] = {
     "tzirakis2017": ("median_filter", "centring", "scaling", "time_shift"),
     "teixeira2021": ("scale_normalisation", "mean_filtering", "time_delay"),
+    "none": (),
 }
-ALL_STEPS = tuple(step for steps in VARIANTS.values() for step in steps)
 DEFAULT_MEDIAN_WINDOWS_S = (0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 2.0, 2.4, 3.2, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0)
 DEFAULT_SHIFT_RANGE_S = (0.04, 10.0)
 DEFAULT_DELAY_RANGE = (-10, 10)
 
 
-# --------------------------------------------------------------------------------------------------
-# The steps as plain functions
-# --------------------------------------------------------------------------------------------------
+def _unknown_steps(steps: Sequence[str]) -> list[str]:
+    return [s for s in steps if s not in STEPS]
 
 
-def median_filter(x: np.ndarray, window_frames: int) -> np.ndarray:
-    """Median filter along time (axis 0) of a (T,) or (T, D) array, the signal mirrored at its ends."""
-    x = np.asarray(x, dtype=np.float64)
-    size = (int(window_frames),) + (1,) * (x.ndim - 1)
-    return ndimage.median_filter(x, size=size, mode="mirror")
+def register_chain(name: str, steps: Sequence[str]) -> None:
+    """Declare a chain: ``name`` (a value of ``evaluate.postprocessing`` and ``--postprocessing``) runs the
+    registered ``steps`` in this order.
+
+    Raises:
+        ValueError: for a name in use or a step that is not registered.
+    """
+    if name in CHAINS:
+        raise ValueError(f"a post-processing chain named {name!r} exists already: {list(CHAINS[name])}")
+    unknown = _unknown_steps(steps)
+    if unknown:
+        raise ValueError(f"chain {name!r}: steps {unknown} are not registered; known steps: {', '.join(STEPS)} "
+                         "(register a step class with emotrack.evaluation.postprocess_steps.register_step)")
+    CHAINS[name] = tuple(steps)
 
 
-def shift_prediction(x: np.ndarray, frames: int) -> np.ndarray:
-    """``out[f] = x[f - frames]`` along axis 0: positive ``frames`` moves the signal later in time.
-
-    The frames that have no source repeat the first (or, for negative shifts, the last) value."""
-    x = np.asarray(x, dtype=np.float64)
-    frames = int(frames)
-    length = x.shape[0]
-    if frames == 0 or length == 0:
-        return x.copy()
-    k = min(abs(frames), length)
-    if frames > 0:
-        return np.concatenate([np.repeat(x[:1], k, axis=0), x[: length - k]], axis=0)
-    return np.concatenate([x[k:], np.repeat(x[-1:], k, axis=0)], axis=0)
-
-
-def shift_ratings_for_training(ratings: np.ndarray, delay_frames: int) -> np.ndarray:
-    """Ratings moved ``delay_frames`` earlier (``out[f] = ratings[f + d]``), so the input at frame f
-    is trained to predict the rating given d frames later, when the annotator reacted."""
-    return shift_prediction(ratings, -int(delay_frames))
-
-
-def shift_predictions_back(preds: np.ndarray, delay_frames: int) -> np.ndarray:
-    """Predictions of a model trained on ``shift_ratings_for_training(ratings, d)`` moved back onto
-    the rating time line (``out[f] = preds[f - d]``)."""
-    return shift_prediction(preds, int(delay_frames))
-
-
-def scale_normalisation(pred: np.ndarray, label_mean, label_std) -> np.ndarray:
-    """Teixeira et al. 2021, Eq. 1: ``(y' - mean(y_ltr)) / std(y_ltr)``, training-label statistics."""
-    return (np.asarray(pred, dtype=np.float64) - label_mean) / label_std
-
-
-def mean_filtering(pred: np.ndarray, label_mean, prediction_mean) -> np.ndarray:
-    """Teixeira et al. 2021, Eq. 2: ``y' - mean(y_ltr) + mean(y'_tr)``, training-set statistics."""
-    return np.asarray(pred, dtype=np.float64) - label_mean + prediction_mean
-
-
-def time_delay(pred: np.ndarray, t: int) -> np.ndarray:
-    """Teixeira et al. 2021, Eq. 3: ``y_td(f) = y'(f + t)``."""
-    return shift_prediction(pred, -int(t))
-
-
-def _apply_step(name: str, params: dict, x: np.ndarray) -> np.ndarray:
-    if name == "median_filter":
-        return median_filter(x, params["window_frames"])
-    if name == "centring":
-        return x + params["bias"]
-    if name == "scaling":
-        return (x - params["centre"]) * params["factor"] + params["centre"]
-    if name == "time_shift":
-        return shift_prediction(x, params["shift_frames"])
-    if name == "scale_normalisation":
-        return scale_normalisation(x, params["label_mean"], params["label_std"])
-    if name == "mean_filtering":
-        return mean_filtering(x, params["label_mean"], params["prediction_mean"])
-    if name == "time_delay":
-        return time_delay(x, params["t"])
-    raise ValueError(f"unknown post-processing step {name!r}; known steps: {', '.join(ALL_STEPS)}")
+def chain_names() -> list[str]:
+    """The chains one can choose, in declaration order (the CLI's and the config's allowed values)."""
+    return list(CHAINS)
 
 
 # --------------------------------------------------------------------------------------------------
-# Fitting
+# The chain
 # --------------------------------------------------------------------------------------------------
-
-
-def _pooled(values: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([v[m] for v, m in zip(values, masks)]) if values else np.zeros(0)
 
 
 def _quiet(fn, *args):
@@ -165,8 +94,8 @@ class PostProcessingChain:
     """A post-processing chain fitted on devel and applied to test and at prediction time.
 
     Args:
-        variant: ``"tzirakis2017"`` or ``"teixeira2021"`` (the step order of ``VARIANTS``).
-        steps: a subset of the variant's steps to fit, in the variant's order (default: all).
+        variant: the chain's name in `CHAINS` (``"tzirakis2017"``, ``"teixeira2021"``, ``"none"``, ...).
+        steps: a subset of the chain's steps to fit, in the chain's order (default: all).
         median_windows_s: candidate median-filter windows in seconds.
         shift_range_s: (min, max) time shift in seconds, searched on every whole frame.
         delay_range: (min, max) of Teixeira's t in frames.
@@ -182,17 +111,18 @@ class PostProcessingChain:
                  shift_range_s: tuple[float, float] = DEFAULT_SHIFT_RANGE_S,
                  delay_range: tuple[int, int] = DEFAULT_DELAY_RANGE, aggregation: str = "concat",
                  unbiased: bool = False, keep_only_if_better: bool = True):
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown post-processing variant {variant!r}; known: {', '.join(VARIANTS)}")
+        if variant not in CHAINS:
+            raise ValueError(f"unknown post-processing chain {variant!r}; choose one of {', '.join(CHAINS)} "
+                             "(or declare it with emotrack.evaluation.postprocess.register_chain)")
         if steps is None:
-            steps = VARIANTS[variant]
-        unknown = [s for s in steps if s not in VARIANTS[variant]]
+            steps = CHAINS[variant]
+        unknown = [s for s in steps if s not in CHAINS[variant]]
         if unknown:
-            raise ValueError(f"steps {unknown} are not part of {variant!r}: {', '.join(VARIANTS[variant])}")
+            raise ValueError(f"steps {unknown} are not part of {variant!r}: {', '.join(CHAINS[variant])}")
         if aggregation not in metrics.AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {metrics.AGGREGATIONS}, got {aggregation!r}")
         self.variant = variant
-        self.steps = [s for s in VARIANTS[variant] if s in steps]
+        self.steps = [s for s in CHAINS[variant] if s in steps]
         self.options = {
             "median_windows_s": [float(w) for w in median_windows_s],
             "shift_range_s": [float(v) for v in shift_range_s],
@@ -206,6 +136,16 @@ class PostProcessingChain:
         self.fitted_steps: list[dict] = []
         self.devel_ccc: dict = {}
 
+    @property
+    def needs_fitting(self) -> bool:
+        """Whether the chain has steps to fit on devel (``none`` has none: predictions pass unchanged)."""
+        return bool(self.steps)
+
+    @property
+    def needs_training_partition(self) -> bool:
+        """Whether a step needs the training partition's labels or predictions to fit (``train_golds``)."""
+        return any(STEPS[s].needs_train_golds or STEPS[s].needs_train_preds for s in self.steps)
+
     # -- fitting ------------------------------------------------------------------------------------
 
     def fit(self, dev_golds, dev_preds, rate_hz: float, masks=None, dimensions: Sequence[str] | None = None,
@@ -217,8 +157,8 @@ class PostProcessingChain:
             rate_hz: frame rate of the sequences (the rating rate).
             masks: one (T_i,) or (T_i, D) array per devel session (0 leaves a frame out), or None.
             dimensions: names of the D columns (default arousal, valence when D is 2).
-            train_golds, train_preds, train_masks: the training partition, needed for the statistics
-                of ``"teixeira2021"``'s scale normalisation and mean filtering.
+            train_golds, train_preds, train_masks: the training partition, needed by the steps that
+                fit on its statistics (``needs_training_partition``: Teixeira's Eq. 1 and 2).
         Returns:
             self.
         """
@@ -232,8 +172,9 @@ class PostProcessingChain:
             raise ValueError(f"{len(dimensions)} dimension names for {num_dimensions} dimensions")
         if rate_hz is None or not rate_hz > 0:
             raise ValueError(f"rate_hz must be a positive frame rate, got {rate_hz!r}")
-        needs_train = {"scale_normalisation", "mean_filtering"} & set(self.steps)
-        if needs_train and (train_golds is None or (train_preds is None and "mean_filtering" in needs_train)):
+        needs_train = [s for s in self.steps if STEPS[s].needs_train_golds or STEPS[s].needs_train_preds]
+        needs_preds = any(STEPS[s].needs_train_preds for s in self.steps)
+        if needs_train and (train_golds is None or (train_preds is None and needs_preds)):
             raise ValueError(f"steps {sorted(needs_train)} need the training partition: pass train_golds and "
                              "train_preds (their statistics are used, never test data)")
         has_train_preds = train_preds is not None
@@ -266,72 +207,32 @@ class PostProcessingChain:
 
     def _devel_ccc(self, gold, pred, mask) -> float:
         if self.options["aggregation"] == "concat":
-            return metrics.ccc(_pooled(gold, mask), _pooled(pred, mask), unbiased=self.options["unbiased"])
+            return metrics.ccc(pooled(gold, mask), pooled(pred, mask), unbiased=self.options["unbiased"])
         values = [metrics.ccc(g[m], p[m], unbiased=self.options["unbiased"]) for g, p, m in zip(gold, pred, mask) if m.any()]
         return float(np.mean(values)) if values else 0.0
 
-    def _candidates(self, name, gold, current, mask, train):
-        """(params, transformed devel sessions) for every candidate setting of step ``name``."""
-        rate = self.rate_hz
-        if name == "median_filter":
-            sizes = sorted({max(1, int(round(w * rate))) | 1 for w in self.options["median_windows_s"]})
-            for k in sizes:
-                params = {"window_frames": k, "window_s": k / rate}
-                yield params, [_apply_step(name, params, x) for x in current]
-        elif name == "centring":
-            bias = float(np.mean(_pooled(gold, mask)) - np.mean(_pooled(current, mask)))
-            params = {"bias": bias}
-            yield params, [_apply_step(name, params, x) for x in current]
-        elif name == "scaling":
-            pred_valid = _pooled(current, mask)
-            pred_std = float(np.std(pred_valid))
-            if pred_std > 0:
-                params = {"factor": float(np.std(_pooled(gold, mask)) / pred_std), "centre": float(np.mean(pred_valid))}
-                yield params, [_apply_step(name, params, x) for x in current]
-        elif name == "time_shift":
-            low, high = self.options["shift_range_s"]
-            for k in range(max(1, int(round(low * rate))), int(round(high * rate)) + 1):
-                params = {"shift_frames": k, "shift_s": k / rate}
-                yield params, [_apply_step(name, params, x) for x in current]
-        elif name == "scale_normalisation":
-            labels = _pooled(train["gold"], train["mask"])
-            label_std = float(np.std(labels))
-            if label_std > 0:
-                params = {"label_mean": float(np.mean(labels)), "label_std": label_std}
-                yield params, [_apply_step(name, params, x) for x in current]
-        elif name == "mean_filtering":
-            params = {"label_mean": float(np.mean(_pooled(train["gold"], train["mask"]))),
-                      "prediction_mean": float(np.mean(_pooled(train["pred"], train["mask"])))}
-            yield params, [_apply_step(name, params, x) for x in current]
-        elif name == "time_delay":
-            low, high = self.options["delay_range"]
-            for t in range(low, high + 1):
-                if t == 0:
-                    continue
-                params = {"t": t}
-                yield params, [_apply_step(name, params, x) for x in current]
-
     def _fit_step(self, name, gold, current, mask, train):
+        """Fit step ``name`` of one dimension on the devel sessions ``current`` (the output of the steps
+        kept so far); keep it when it raises the devel CCC (``keep_only_if_better``)."""
         before = self._devel_ccc(gold, current, mask)
-        best = None
-        for params, transformed in self._candidates(name, gold, current, mask, train):
-            score = _quiet(self._devel_ccc, gold, transformed, mask)
-            if best is None or score > best[0]:
-                best = (score, params, transformed)
+        context = FitContext(rate_hz=self.rate_hz, options=self.options, mask=mask, train=train,
+                             score=lambda transformed: _quiet(self._devel_ccc, gold, transformed, mask))
+        step = STEPS[name]().fit(current, gold, context)
         entry = {"kept": False, "params": None, "devel_ccc_before": before, "devel_ccc_after": before,
                  "devel_ccc_best_candidate": None}
-        if best is None:
+        if step.params is None:
             entry["note"] = "no candidate setting (a zero standard deviation)"
             return entry, current, train
-        score, params, transformed = best
-        entry["params"] = params
+        transformed = [step.apply(x) for x in current]
+        score = context.score(transformed)
+        entry["params"] = step.params
         entry["devel_ccc_best_candidate"] = score
         if score > before or not self.options["keep_only_if_better"]:
             entry["kept"] = True
             entry["devel_ccc_after"] = score
             current = transformed
             if train is not None and train["pred"] is not None:
-                train = dict(train, pred=[_apply_step(name, params, x) for x in train["pred"]])
+                train = dict(train, pred=[step.apply(x) for x in train["pred"]])
         return entry, current, train
 
     # -- applying -----------------------------------------------------------------------------------
@@ -355,7 +256,7 @@ class PostProcessingChain:
             for d, dim_name in enumerate(self.dimensions):
                 entry = record["dimensions"][dim_name]
                 if entry["kept"]:
-                    out[:, d] = _apply_step(record["name"], entry["params"], out[:, d])
+                    out[:, d] = STEPS[record["name"]](entry["params"]).apply(out[:, d])
         return out[:, 0] if squeeze else out
 
     # -- persistence --------------------------------------------------------------------------------
@@ -375,6 +276,7 @@ class PostProcessingChain:
 
     @classmethod
     def from_dict(cls, data: dict) -> "PostProcessingChain":
+        """The chain `to_dict` described, fitted state included (its steps must be registered)."""
         if data.get("format") != FORMAT:
             raise ValueError(f"not a post-processing chain of format {FORMAT!r} (found {data.get('format')!r})")
         options = dict(data["options"])
@@ -388,7 +290,7 @@ class PostProcessingChain:
         chain.fitted_steps = data["fitted_steps"]
         if chain.rate_hz is not None:
             for record in chain.fitted_steps:
-                if record["name"] not in ALL_STEPS or set(record["dimensions"]) != set(chain.dimensions):
+                if record["name"] not in STEPS or set(record["dimensions"]) != set(chain.dimensions):
                     raise ValueError(f"post-processing step {record['name']!r} does not match dimensions {chain.dimensions}")
         return chain
 
@@ -399,18 +301,13 @@ class PostProcessingChain:
         if path.is_dir():
             path = path / FILENAME
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            tmp.write_text(text + "\n")
         return path
 
     @classmethod
     def load(cls, path) -> "PostProcessingChain":
+        """Read a chain `save` wrote (a file, or a run folder holding ``postprocessing.json``)."""
         path = Path(path)
         if path.is_dir():
             path = path / FILENAME
@@ -462,10 +359,10 @@ def delay_search(fit_predict: Callable[[int], Sequence[np.ndarray]], dev_golds, 
                  unbiased: bool = False, rate_hz: float | None = None) -> dict:
     """Grid search of the annotation delay as in the AVEC baselines.
 
-    For every delay d (frames), ``fit_predict(d)`` trains on ratings shifted with
-    ``shift_ratings_for_training(ratings, d)`` and returns the devel predictions, one (T_i, D) array
-    per session on the input time line; they are moved back with ``shift_predictions_back`` and
-    scored against ``dev_golds``.
+    For every delay d (frames, 0 or more), ``fit_predict(d)`` trains on ratings shifted with
+    `emotrack.data.align.ratings_for_frames` (ratings, d) and returns the devel predictions, one (T_i, D)
+    array per session on the input time line; they are moved back with
+    `emotrack.data.align.undo_label_delay` and scored against ``dev_golds``.
 
     Returns ``{"delays": [...], "delays_s": [...] (with rate_hz), "devel_ccc": {dim: [...]},
     "best_delay": {dim: d}, "best_devel_ccc": {dim: ccc}, "options": {...}}``.
@@ -476,7 +373,7 @@ def delay_search(fit_predict: Callable[[int], Sequence[np.ndarray]], dev_golds, 
     dimensions = list(dimensions)
     scores = {name: [] for name in dimensions}
     for delay in delays:
-        preds = [shift_predictions_back(p, delay) for p in fit_predict(delay)]
+        preds = [undo_label_delay(np.asarray(p, dtype=np.float64), delay) for p in fit_predict(delay)]
         values = _quiet(metrics.ccc_by_dimension, dev_golds, preds, masks, aggregation, unbiased)
         if len(values) != len(dimensions):
             raise ValueError(f"fit_predict returned {len(values)} dimensions, expected {len(dimensions)}")

@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from emotrack.config.run import load_run_config
-from emotrack.data.pipeline import delay_frames, session_arrays
+from emotrack.config.run import checkpoint_path, load_run_config
+from emotrack.data.align import delay_frames, undo_label_delay
+from emotrack.data.pipeline import session_arrays
 from emotrack.evaluation.metrics import ccc, compute_metrics
 from emotrack.records.split import selection_partition
 from emotrack.files import atomic_path
-from emotrack.inference.session import predict_frames, undo_label_delay
+from emotrack.inference.session import predict_frames
 
 REPORT = "report.json"
 
@@ -148,10 +149,10 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
              aggregation: str = "concat", postprocessing: str | None = None) -> dict[str, Any]:
     """Evaluate a run on whole sessions of its data and write the report.
 
-    The post-processing chain (``evaluate.postprocessing`` in the run's config, or the argument:
-    ``tzirakis2017``, ``teixeira2021`` or ``none``) is fitted on the devel partition only, saved as
-    ``postprocessing.json`` and applied unchanged to every partition; the report holds raw and
-    post-processed metrics side by side.
+    The post-processing chain (``evaluate.postprocessing`` in the run's config, or the argument: a
+    name of `emotrack.evaluation.postprocess.CHAINS`, e.g. ``tzirakis2017``, ``teixeira2021`` or ``none``)
+    is fitted on the devel partition only, saved as ``postprocessing.json`` and applied unchanged to
+    every partition; the report holds raw and post-processed metrics side by side.
 
     Returns:
         the report dict (also written to ``run_dir/report.json``).
@@ -165,14 +166,17 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    # The chain's name first: a typo stops the evaluation before the model is loaded.
+    postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")
+    try:
+        chain = PostProcessingChain(variant=postprocessing)
+    except ValueError as err:
+        raise ValueError(f"evaluate.postprocessing: {err}") from err
     checkpoint = checkpoint or config["evaluate"].get("checkpoint", "best.keras")
-    model_path = run_dir / checkpoint
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path} does not exist; has `emotrack train` finished for {run_dir}?")
+    model_path = checkpoint_path(run_dir, checkpoint)
     model = CompiledModel.wrap(load_model(model_path))  # one traced graph: the numbers of the model, faster
     targets = config["targets"]
     partitions = partitions or config["evaluate"]["partitions"]
-    postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")
     target_idx = [config["data"]["dimensions"].index(d) for d in targets]
 
     def predict_partition(partition):
@@ -190,21 +194,22 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     # The chain is fitted on the partition that chose the checkpoint: devel, or the training subjects a
     # validation split held out (then devel is reported out of sample).
     fit_on = selection_partition(config["data"].get("validation"))
-    needed = list(dict.fromkeys(([fit_on] if postprocessing != "none" else [])
-                                + (["train"] if postprocessing == "teixeira2021" else []) + list(partitions)))
+    needed = list(dict.fromkeys(([fit_on] if chain.needs_fitting else [])
+                                + (["train"] if chain.needs_training_partition else []) + list(partitions)))
     predicted = {p: predict_partition(p) for p in needed}
     rates = {float(s["fps"]) for p in predicted.values() for s in p["sessions"]}
     if len(rates) != 1:
         raise ValueError(f"sessions have different frame rates {sorted(rates)}; evaluation needs one rate")
     rate_hz = rates.pop()
-    chain = None
-    if postprocessing != "none":
+    if chain.needs_fitting:
         dev, train = predicted[fit_on], predicted.get("train")
-        chain = PostProcessingChain(variant=postprocessing).fit(
+        chain.fit(
             dev["golds"], dev["preds"], rate_hz, masks=dev["masks"], dimensions=targets,
             **({"train_golds": train["golds"], "train_preds": train["preds"], "train_masks": train["masks"]}
                if train else {}))
         chain.save(run_dir)
+    else:
+        chain = None  # nothing to fit or apply: raw predictions only
 
     report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"], "checkpoint": checkpoint,
                               "targets": targets, "rate_hz": rate_hz, "postprocessing": postprocessing,

@@ -1,6 +1,7 @@
 """Inference over whole sessions, shared by evaluate, predict and export: a session's inputs are cut
 as the training pipeline cut them (clips, frame subsampling, temporal pooling), run through the model
-and put back to one prediction per frame; the annotator delay is undone here too."""
+and put back to one prediction per frame. The annotator delay is undone by the callers with
+`emotrack.data.align.undo_label_delay`, the inverse of the training pipeline's label shift."""
 
 from __future__ import annotations
 
@@ -96,15 +97,6 @@ def predict_frames(model, session: dict[str, Any], config: dict[str, Any]) -> np
             pred = np.zeros((length, out.shape[1]), np.float32)
         pred[j::step] = out
     return pred
-
-
-def undo_label_delay(pred: np.ndarray, frames: int) -> np.ndarray:
-    """Move predictions ``frames`` later in time, to compare them with ratings that lag the face
-    (the first value is held at the start)."""
-    if frames <= 0:
-        return pred
-    frames = min(frames, len(pred))
-    return np.concatenate([np.repeat(pred[:1], frames, axis=0), pred[: len(pred) - frames]])
 
 
 def pooled_predictions(model, inputs, k: int, chunk: int, factor: int = 1) -> np.ndarray:
