@@ -134,13 +134,16 @@ def read_frames_dir(path: str | Path, fps: float, pattern: str = "*.png") -> tup
     return np.stack(frames), index / float(fps), float(fps)
 
 
-def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", quality: int | None = None) -> Path:
+def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", quality: int | None = None,
+                audio: np.ndarray | None = None, audio_rate: int = 16000) -> Path:
     """Encode RGB frames (uint8 (H, W, 3) each, an array or any iterable) into a video file with PyAV,
     at a constant ``fps``, written under a temporary name and renamed when complete.
 
     Args:
         codec: ``libx264`` (H.264, in .mp4) or ``mpeg4`` (MPEG-4 part 2, what Xvid writes, in .avi).
         quality: H.264's CRF (0-51, lower is better; default 18) or MPEG-4's qscale (1-31; default 2).
+        audio: a mono sound track, float (N,) in [-1, 1] at ``audio_rate``, muxed with the frames: AAC
+            in an .mp4, 16-bit PCM otherwise (an .avi).
     Returns:
         ``path``.
     """
@@ -156,7 +159,19 @@ def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", qu
     rate = Fraction(fps).limit_denominator(1001)
     with atomic_path(path, keep_suffix=True) as tmp:
         with av.open(str(tmp), mode="w") as container:
-            stream = None
+            stream, sound, written = None, None, 0
+
+            def write_audio(until_sample):
+                # 1024-sample frames (AAC's frame size), interleaved with the video by time.
+                nonlocal written
+                while written < min(until_sample, len(audio)):
+                    piece = np.asarray(audio[written:written + 1024], np.float32)
+                    pcm = piece if sound.format.name == "fltp" else (np.clip(piece, -1, 1) * 32767).astype("<i2")
+                    chunk = av.AudioFrame.from_ndarray(pcm[None, :], format=sound.format.name, layout="mono")
+                    chunk.sample_rate, chunk.pts, chunk.time_base = audio_rate, written, Fraction(1, audio_rate)
+                    container.mux(sound.encode(chunk))
+                    written += len(piece)
+
             for k, image in enumerate(frames):
                 if stream is None:
                     stream = container.add_stream(codec, rate=rate)
@@ -165,10 +180,20 @@ def write_video(path: str | Path, frames, fps: float, codec: str = "libx264", qu
                     stream.options = ({"crf": str(18 if quality is None else quality), "preset": "veryfast",
                                        "threads": "1"} if codec == "libx264"
                                       else {"qscale": str(2 if quality is None else quality)})
+                    if audio is not None:
+                        mp4 = path.suffix.lower() in (".mp4", ".m4v", ".mov")
+                        sound = container.add_stream("aac" if mp4 else "pcm_s16le", rate=audio_rate, layout="mono")
+                        if mp4:
+                            sound.bit_rate = 64000
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
                 frame.pts, frame.time_base = k, 1 / rate
                 container.mux(stream.encode(frame))
+                if sound is not None:
+                    write_audio(int(round((k + 1) / float(rate) * audio_rate)))
             if stream is None:
                 raise ValueError(f"no frames to write to {path}")
+            if sound is not None:
+                write_audio(len(audio))
+                container.mux(sound.encode(None))
             container.mux(stream.encode(None))
     return path
