@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", default="", help="comma-separated papers (default: all)")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--match", default="", help="only experiments whose name contains this")
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
 
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     for name in wanted:
         paper = PAPERS[name]
         for training in paper.trainings:
-            if training.experiment in results["steps"]:
+            if training.experiment in results["steps"] or args.match not in training.experiment:
                 continue
             try:
                 r = measure(training.experiment, list(training.overrides), args.steps)
@@ -60,11 +61,11 @@ def main(argv=None) -> int:
                 print(f"{training.experiment:45s} failed: {type(err).__name__}: {err}", file=sys.stderr)
                 continue
             results["steps"][training.experiment] = r
+            if args.out:  # after every experiment, so that a run stopped early keeps what it measured
+                with open(args.out, "w") as f:
+                    json.dump(results, f, indent=2)
             print(f"{training.experiment:45s} {r['seconds_per_step'] * 1000:9.1f} ms/step  batch {r['batch_size']:3d} "
                   f"x {r['window']:3d} frames  {r['parameters']:>11,d} parameters", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
     return 0
 
 

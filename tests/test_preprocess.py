@@ -16,17 +16,11 @@ from emotrack.data.pipeline import load_sessions, session_arrays
 from emotrack.faces.crop import CropSpec, crop_face, crop_faces, crop_set, parse_crops
 from emotrack.faces.detect import box_iou
 from emotrack.media.video import read_video
-from emotrack.preprocess.corpus import (
-    PreprocessOptions,
-    align_ratings,
-    align_valid,
-    at_rate,
-    audio_source,
-    merge_shards,
-    preprocess_corpus,
-    shard_manifest_name,
-)
-from emotrack.records.manifest import read_manifest
+from emotrack.preprocess.align import align_ratings, align_valid, at_rate
+from emotrack.preprocess.corpus import merge_shards, preprocess_corpus
+from emotrack.preprocess.options import PreprocessOptions
+from emotrack.preprocess.session import audio_source
+from emotrack.records.manifest import read_manifest, shard_manifest_name
 
 # The crop sets of the per-frame MTCNN run below: the default set gray, two more in RGB.
 CROP_SETS = ("huang2018", "tzirakis2017", "teixeira2021")
@@ -147,6 +141,26 @@ def test_crop_set_names():
     result = runner.invoke(main, ["preprocess", "--spec", "generic", "--root", ".", "--out", "o", "--crops",
                                   "huang2018", "--size", "96"])
     assert result.exit_code == 2 and "--crops replaces --size and --color" in result.output
+
+
+def test_preprocessing_and_prediction_build_the_same_face_finder():
+    """Both build their finder with `make_face_finder`: a run's predictions find faces as its data did."""
+    from emotrack.apps.predict import face_finder
+    from emotrack.faces.detect import FaceDetector
+    from emotrack.faces.track import FaceTracker
+
+    def settings(finder):
+        detector = finder.detector if isinstance(finder, FaceTracker) else finder
+        every = finder.every if isinstance(finder, FaceTracker) else None
+        return type(finder), every, detector.min_face, detector.min_confidence, detector.select, detector.batch_size
+
+    tracked = PreprocessOptions(detect_every=3, min_face=0.3, min_confidence=0.8, select="left", batch_size=9)
+    assert settings(tracked.face_finder()) == settings(face_finder(tracked)) == \
+        (FaceTracker, 3, 0.3, 0.8, "left", 9)
+    per_frame = PreprocessOptions(tracker=False, min_face=0.3, batch_size=8)
+    assert settings(per_frame.face_finder()) == settings(face_finder(per_frame)) == \
+        (FaceDetector, None, None, 0.9, "largest", 8)
+    assert settings(face_finder(per_frame, "tracker", every=2)) == (FaceTracker, 2, 0.3, 0.9, "largest", 8)
 
 
 def _two_people_corpus(root, frames=20, fps=10.0, covered=range(8, 12)):
@@ -358,7 +372,7 @@ def test_an_interrupted_run_resumes_from_its_journal(tiny_corpus, tiny_tfr, tmp_
         return entries[info.session]
 
     monkeypatch.setattr(pp, "process_session", fake_session)
-    monkeypatch.setattr(pp, "_make_detector", lambda options: object())
+    monkeypatch.setattr(PreprocessOptions, "face_finder", lambda options: object())
     out = tmp_path / "tfr"
     with pytest.raises(KeyboardInterrupt):
         preprocess_corpus("generic", tiny_corpus, out, progress=False, log=lambda m: None)

@@ -148,6 +148,7 @@ class Paper:
         smoke: ``--set`` overrides that make every training tiny (``--smoke``).
         pretraining: the pre-training stages, run before the trainings.
         smoke_pretraining: options that make every pre-training tiny (``--smoke``).
+        smoke_preprocessing: preprocessing options of ``--smoke`` (e.g. smaller crops).
     """
     name: str
     title: str
@@ -159,6 +160,7 @@ class Paper:
     smoke: tuple[str, ...] = ()
     pretraining: tuple[Pretraining, ...] = ()
     smoke_pretraining: dict = dataclasses.field(default_factory=dict)
+    smoke_preprocessing: dict = dataclasses.field(default_factory=dict)
 
     def training(self, name: str) -> Training:
         for t in self.trainings:

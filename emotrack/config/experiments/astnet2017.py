@@ -107,7 +107,8 @@ PAPER = register_paper(Paper(
         Preprocessing("recola", "RECOLA", "recola-avec2016", {"crops": ["astnet"], "align": True}),
     ),
     pretraining=(Pretraining("fer2013-vggface", "FER2013", "fer2013",
-                             {"backbone": "vgg16", "epochs": 20, "batch_size": 32, "learning_rate": 1e-4},
+                             {"input_size": 224, "fc6_units": 4096, "epochs": 20, "batch_size": 32,
+                              "learning_rate": 1e-4},
                              weights="VGGFACE"),),
     trainings=(
         *(Training(_name(t), _name(t), "semaine", weights="fer2013-vggface", weights_option="attribute_weights",
@@ -143,6 +144,7 @@ PAPER = register_paper(Paper(
         "The other methods of Tables 2-4 are quoted from the paper, not run.",
     ),
     smoke=("data.window=5", "data.frame_step=2", "data.hop=5", "data.batch_size=2", "train.epochs=1",
-           "model.options.lstm_units=[4, 3]"),
+           "model.options.lstm_units=[4, 3]", "model.options.fc6_units=8"),
     smoke_pretraining={"epochs": 1, "batch_size": 8, "input_size": 32, "fc6_units": 8},
+    smoke_preprocessing={"crops": ["32x32rgb"]},
 ))
