@@ -127,3 +127,23 @@ def test_a_spec_key_typo_is_refused_with_the_closest_key(tmp_path):
     bad.write_text(yaml.safe_dump(raw))
     with pytest.raises(SpecError, match=r"unknown key 'ratigns'; did you mean ratings\?"):
         load_spec(bad)
+
+
+def test_a_resolved_config_holds_every_declared_key_with_its_one_default(tmp_path):
+    from emotrack.config.run import load_run_config
+    from emotrack.config.schema import describe, with_defaults
+
+    config = resolve_config("demo")
+    for key, _, default, _ in describe():
+        section, _, name = key.rpartition(".")
+        node = config
+        for part in filter(None, section.split(".")):
+            node = node[part]
+        assert name in node, key
+    assert config["data"]["frame_step"] == 1 and config["evaluate"]["chunk"] == 600  # the schema's defaults
+    # A run folder written before a key existed loads with that key's declared default.
+    (tmp_path / "config.yaml").write_text("experiment: demo\ndata: {window: 8}\nevaluate: {chunk: 40}\n")
+    old = load_run_config(tmp_path)
+    assert old["data"]["window"] == 8 and old["evaluate"]["chunk"] == 40
+    assert old["data"]["label_delay_s"] == 0.0 and old["data"]["validation"]["subjects"] == 0
+    assert with_defaults({"extra": 1})["extra"] == 1  # keys of another version are kept

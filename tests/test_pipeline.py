@@ -63,11 +63,12 @@ def test_siamese_pairs_are_shifted_by_one_frame(tiny_tfr, session):
 
 def test_overlap_ratio_gives_the_hop():
     # Teixeira 2021: 16 frames with 50% overlap repeat the last 8 frames; at 10 fps of a 50 fps video.
-    assert clip_hop({"window": 16, "overlap": 0.5}) == 8
-    assert clip_hop({"window": 16, "overlap": 0.5, "frame_step": 5}) == 40
-    assert clip_hop({"window": 64, "overlap": 0.8}) == 13
+    assert clip_hop(16, None, 0.5, 1) == 8
+    assert clip_hop(16, None, 0.5, 5) == 40
+    assert clip_hop(64, None, 0.8, 1) == 13
+    assert clip_hop(64, 7, None, 1) == 7
     with pytest.raises(ValueError, match="overlap"):
-        clip_hop({"window": 16, "overlap": 1.0})
+        clip_hop(16, None, 1.0, 1)
 
 
 def test_stitching_averages_overlaps_and_recovers_clip_constant_signals():

@@ -130,7 +130,7 @@ def test_huang2018_protocol_follows_section_4_1():
     for t in paper.trainings:
         config = resolve_config(t.experiment)
         assert config["train"]["epochs"] == 100 and config["train"]["optimizer"] == "rmsprop"
-        assert config["data"]["validation"] == {"subjects": 8, "order": "last"}
+        assert config["data"]["validation"] == {"subjects": 8, "order": "last", "seed": 0, "held_out": None}
         assert config["evaluate"]["partitions"] == ["devel"] and config["evaluate"]["postprocessing"] == "none"
         assert config["data"]["label_delay_s"] == 0.0
     pooled = {t.experiment: resolve_config(t.experiment) for t in paper.trainings if "-tp-" in t.experiment}

@@ -186,7 +186,7 @@ def _contract(config: dict[str, Any], run_dir: Path, checkpoint: str, fmt: str, 
     pooling_s = data.get("temporal_pooling_s")
     k = pooling_frames(pooling_s, fps) if fps or not pooling_s else None  # None: the rate is unknown
     _, factor = input_contract({"model": config["model"]}, 1.0)
-    delay_s = float(data.get("label_delay_s", 0.0) or 0.0)
+    delay_s = float(data["label_delay_s"])
     chain_file = run_dir / "postprocessing.json"
     outputs = [list(t.shape) for t in model.outputs]
     if info.target == "clip":
@@ -208,7 +208,7 @@ def _contract(config: dict[str, Any], run_dir: Path, checkpoint: str, fmt: str, 
         "time": {
             "fps": fps,
             "clip_frames": data.get("window"),
-            "frame_step": int(data.get("frame_step", 1)),
+            "frame_step": int(data["frame_step"]),
             "temporal_pooling_s": pooling_s,
             "frames_per_step": k,
             "network_time_factor": factor,

@@ -305,7 +305,7 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
         pred = predict_frames(model, session, config)
     if not np.isfinite(pred).all():
         raise ValueError(f"the model {model_file} gave non-finite predictions for {video}")
-    pred = undo_label_delay(pred, delay_frames(config["data"].get("label_delay_s", 0.0), fps))
+    pred = undo_label_delay(pred, delay_frames(config["data"]["label_delay_s"], fps))
     chain_file = run_dir / "postprocessing.json"
     if postprocess and chain_file.is_file():
         pred = apply_postprocessing(PostProcessingChain.load(chain_file), pred, times_arr, fps)

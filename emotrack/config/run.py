@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from emotrack.config.schema import with_defaults
 from emotrack.data.temporal import pooling_frames
 
 CONFIG_FILE = "config.yaml"
@@ -59,11 +60,13 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None
 
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The resolved config ``emotrack train`` wrote to ``run_dir``; a clear error when there is none."""
+    """The resolved config ``emotrack train`` wrote to ``run_dir``, every key the schema declares in
+    place (a run folder of an earlier version gets the defaults of the keys it lacks); a clear error
+    when there is none."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; is {run_dir} a run folder written by `emotrack train`?")
-    return yaml.safe_load(path.read_text())
+    return with_defaults(yaml.safe_load(path.read_text()))
 
 
 def input_contract(config: dict, fps: float) -> tuple[int, int]:

@@ -199,3 +199,22 @@ def describe(schema=RunConfig, prefix: str = "") -> list[tuple[str, str, Any, st
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
         rows.append((prefix + field.name, str(hint).replace("typing.", ""), default, field.metadata.get("help", "")))
     return rows
+
+
+def with_defaults(config: dict[str, Any], schema=RunConfig) -> dict[str, Any]:
+    """``config`` with every key the schema declares, its declared default where it is absent (a
+    copy): the one place defaults come from, so readers index the config instead of repeating them.
+    Keys the schema does not declare are kept as they are (a run folder written by another version)."""
+    import copy
+
+    out = copy.deepcopy(config) if config is not None else {}
+    hints = get_type_hints(schema)
+    for field in dataclasses.fields(schema):
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            out[field.name] = with_defaults(out.get(field.name) or {}, hint)
+        elif field.name not in out:
+            out[field.name] = field.default_factory() if field.default_factory is not dataclasses.MISSING \
+                else field.default
+    return out
+

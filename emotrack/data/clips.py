@@ -8,16 +8,22 @@ from typing import Any
 import numpy as np
 
 
-def clip_hop(data_cfg: dict[str, Any]) -> int:
+def clip_hop(window: int, hop: int | None, overlap: float | None, frame_step: int) -> int:
     """Session frames between clip starts: ``data.hop``, or from ``data.overlap`` (Teixeira et al.
     2021: the share of a clip's frames that the next clip repeats) and ``data.frame_step``."""
-    step = int(data_cfg.get("frame_step", 1))
-    if data_cfg.get("overlap") is not None:
-        overlap = float(data_cfg["overlap"])
+    if overlap is not None:
+        overlap = float(overlap)
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"data.overlap must be in [0, 1), not {overlap}")
-        return max(1, round(data_cfg["window"] * (1.0 - overlap))) * step
-    return int(data_cfg["hop"])
+        return max(1, round(window * (1.0 - overlap))) * int(frame_step)
+    if hop is None:
+        raise ValueError("data.hop or data.overlap must be set: where the next clip starts")
+    return int(hop)
+
+
+def run_clip_hop(data_cfg: dict[str, Any]) -> int:
+    """:func:`clip_hop` of a resolved config's ``data`` section."""
+    return clip_hop(data_cfg["window"], data_cfg["hop"], data_cfg["overlap"], data_cfg["frame_step"])
 
 
 def clip_starts(length: int, span: int, hop: int) -> np.ndarray:

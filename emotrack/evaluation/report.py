@@ -167,12 +167,12 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     # The chain's name first: a typo stops the evaluation before the model is loaded.
-    postprocessing = postprocessing or config["evaluate"].get("postprocessing", "tzirakis2017")
+    postprocessing = postprocessing or config["evaluate"]["postprocessing"]
     try:
         chain = PostProcessingChain(variant=postprocessing)
     except ValueError as err:
         raise ValueError(f"evaluate.postprocessing: {err}") from err
-    checkpoint = checkpoint or config["evaluate"].get("checkpoint", "best.keras")
+    checkpoint = checkpoint or config["evaluate"]["checkpoint"]
     model_path = checkpoint_path(run_dir, checkpoint)
     model = CompiledModel.wrap(load_model(model_path))  # one traced graph: the numbers of the model, faster
     targets = config["targets"]
@@ -185,7 +185,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
         out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
         for s in sessions:
             pred = predict_frames(model, s, config)
-            shift = delay_frames(config["data"].get("label_delay_s", 0.0), float(s["fps"]))
+            shift = delay_frames(config["data"]["label_delay_s"], float(s["fps"]))
             out["preds"].append(undo_label_delay(pred, shift))
             out["golds"].append(s["ratings"][:, target_idx])
             out["masks"].append(s["face_present"].astype(bool) & s["rating_valid"].astype(bool))

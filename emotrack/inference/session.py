@@ -56,21 +56,23 @@ def predict_frames(model, session: dict[str, Any], config: dict[str, Any]) -> np
     subsequences ``frames[j::step]``, each predicted and put back in place), and clips (each
     frame gets the mean prediction of the clips that cover it). Returns (T, outputs)."""
     from emotrack.config.run import input_contract
-    from emotrack.data.clips import clip_hop, clip_starts
+    from emotrack.config.schema import with_defaults
+    from emotrack.data.clips import clip_starts, run_clip_hop
     from emotrack.inference.session import pooled_predictions, stitch_clips
     from emotrack.models import model_info
 
+    config = with_defaults(config)
     info = model_info(config["model"]["name"])
     data_cfg = config["data"]
-    chunk = config["evaluate"].get("chunk", 600)
-    step = int(data_cfg.get("frame_step", 1))
+    chunk = config["evaluate"]["chunk"]
+    step = int(data_cfg["frame_step"])
     names = {"video": "frames", "audio": "audio"}
     arrays = {name: session[names[name]] for name in info.inputs}
     inputs = arrays[info.inputs[0]] if len(arrays) == 1 else arrays
     length = len(session["frames"])
     if info.target == "clip":
         span = (data_cfg["window"] - 1) * step + 1
-        starts = clip_starts(length, span, config["evaluate"].get("hop") or clip_hop(data_cfg))
+        starts = clip_starts(length, span, config["evaluate"]["hop"] or run_clip_hop(data_cfg))
         values = []
         for first in range(0, len(starts), 16):
             batch = {}

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from emotrack.data.clips import clip_hop
+from emotrack.config.schema import with_defaults
+from emotrack.data.clips import run_clip_hop
 from emotrack.inference.session import predict_frames
 
 #: Frames per block of prediction (rounded up to the model's unit, see `BlockPredictor`): 3,000 crops
@@ -38,19 +39,20 @@ class BlockPredictor:
         from emotrack.config.run import input_contract
         from emotrack.models import model_info
 
+        config = with_defaults(config)
         info = model_info(config["model"]["name"])
         if "audio" in info.inputs:
             raise ValueError(f"{config['model']['name']} takes audio; predict it on the whole sequence")
         data_cfg = config["data"]
-        step = int(data_cfg.get("frame_step", 1))
+        step = int(data_cfg["frame_step"])
         if info.target == "clip":
             span = (int(data_cfg["window"]) - 1) * step + 1
-            unit = int(config["evaluate"].get("hop") or clip_hop(data_cfg))
+            unit = int(config["evaluate"]["hop"] or run_clip_hop(data_cfg))
             self.context = -(-span // unit) * unit  # frames on each side of a block, a multiple of the hop
             self.lookahead = self.context
         else:
             k, factor = input_contract(config, fps)
-            steps = max(1, int(config["evaluate"].get("chunk", 600)) // k)
+            steps = max(1, int(config["evaluate"]["chunk"]) // k)
             steps = max(factor, steps - steps % factor)  # as emotrack.inference.session.predict_session rounds it
             unit = steps * k * step
             self.context = 0

@@ -213,7 +213,7 @@ def estimate_training(paper: Paper, steps: list[Step], data_dirs: dict[str, Path
     Returns:
         ``{"here": seconds, "gpu": seconds or None, "gpu_device", "missing_gpu": [experiments]}``.
     """
-    from emotrack.data.clips import clip_hop
+    from emotrack.data.clips import run_clip_hop
     from emotrack.data.pipeline import count_windows
     from emotrack.models.registry import model_info
     from emotrack.records.manifest import read_manifest
@@ -237,7 +237,7 @@ def estimate_training(paper: Paper, steps: list[Step], data_dirs: dict[str, Path
         manifest = read_manifest(data_dir)
         held_out_subjects(manifest, data.get("validation"))  # a split that cannot be made stops here
         info = model_info(config["model"]["name"])
-        clips = count_windows(data_dir, "train", data["window"], clip_hop(data), int(data.get("frame_step", 1)),
+        clips = count_windows(data_dir, "train", data["window"], run_clip_hop(data), int(data["frame_step"]),
                               info.target, validation=data.get("validation"))
         batches = -(-clips // int(data["batch_size"])) * int(config["train"]["epochs"])
         if training.name not in measured:

@@ -36,7 +36,7 @@ from emotrack.config.run import (
     latest_checkpoint,
     load_run_config,
 )
-from emotrack.data.clips import clip_hop
+from emotrack.data.clips import run_clip_hop
 from emotrack.data.pipeline import count_windows, training_windows
 from emotrack.files import atomic_path
 from emotrack.models import adapt_options, model_info
@@ -219,7 +219,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     train_cfg = config["train"]
 
     # Before TensorFlow runs anything: a multi-worker strategy joins its cluster at startup.
-    strategy = make_strategy(train_cfg.get("strategy", "default"))
+    strategy = make_strategy(train_cfg["strategy"])
     worker = worker_index(strategy)
     with contextlib.ExitStack() as stack:
         run_dir = out_dir  # where this process writes
@@ -230,7 +230,7 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
                 run_dir = Path(stack.enter_context(
                     tempfile.TemporaryDirectory(prefix=f"emotrack-worker-{worker}-")))
         keras.utils.set_random_seed(train_cfg["seed"])
-        stack.enter_context(op_determinism(train_cfg.get("deterministic", True)))
+        stack.enter_context(op_determinism(train_cfg["deterministic"]))
         checkpoint = latest_checkpoint(out_dir) if resume else None
         _fit(config, manifest, data_dir, run_dir, strategy, checkpoint, resume, overwrite, verbose)
     return out_dir
@@ -298,7 +298,7 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
 
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
     initial_epoch, state = 0, None
-    mixed = train_cfg.get("mixed_precision", False)
+    mixed = train_cfg["mixed_precision"]
     with strategy.scope(), mixed_precision_policy(mixed):
         if checkpoint is not None:
             model_file, state = checkpoint
@@ -332,12 +332,12 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
 
     epochs = int(train_cfg["epochs"])
     info = model_info(model_cfg["name"])
-    hop, step = clip_hop(data_cfg), int(data_cfg.get("frame_step", 1))
+    hop, step = run_clip_hop(data_cfg), int(data_cfg["frame_step"])
     common = dict(window=data_cfg["window"], hop=hop, batch_size=data_cfg["batch_size"],
-                  label_delay_s=data_cfg.get("label_delay_s", 0.0), seed=train_cfg["seed"],
-                  temporal_pooling_s=data_cfg.get("temporal_pooling_s"), frame_step=step,
-                  target=info.target, label_fusion=data_cfg.get("label_fusion", "mean"), inputs=info.inputs,
-                  crops=data_cfg.get("crops"), validation=data_cfg.get("validation"))
+                  label_delay_s=data_cfg["label_delay_s"], seed=train_cfg["seed"],
+                  temporal_pooling_s=data_cfg["temporal_pooling_s"], frame_step=step,
+                  target=info.target, label_fusion=data_cfg["label_fusion"], inputs=info.inputs,
+                  crops=data_cfg["crops"], validation=data_cfg["validation"])
     # The partition that picks the checkpoint: devel, or the training subjects a validation split holds out.
     choose = selection_partition(data_cfg.get("validation"))
 
@@ -379,7 +379,7 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
         _run_checkpoint_callback(run_dir, "val_ccc", patience, state),
         keras.callbacks.TerminateOnNaN(),
     ]
-    if train_cfg.get("tensorboard", True):
+    if train_cfg["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
                                                      profile_batch=0))
     if initial_epoch < epochs and not (state and state.get("stopped")):

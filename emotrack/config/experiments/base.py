@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from emotrack.config.schema import ConfigError, validate
+from emotrack.config.schema import ConfigError, validate, with_defaults
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {}
 
@@ -68,7 +68,7 @@ def resolve_config(experiment: str, config_file: str | Path | None = None,
         update = parse_override(text)
         validate(update, f"--set {text}")
         _merge(config, update, "")
-    return config
+    return with_defaults(config)
 
 
 def experiment(description: str, source: str, reported: dict[str, float], model: str, options: dict,
