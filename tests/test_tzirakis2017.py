@@ -96,7 +96,8 @@ def test_visual_frames_are_independent(visual_model):
     video = _video(batch=1, frames=3)
     whole = np.asarray(extractor(video))
     alone = np.asarray(extractor(video[:, 1:2]))
-    np.testing.assert_allclose(whole[:, 1:2], alone, rtol=1e-5, atol=1e-5)
+    # float32 sums in another order (thread counts differ between runs): agreement to 1e-4.
+    np.testing.assert_allclose(whole[:, 1:2], alone, rtol=1e-4, atol=1e-4)
 
 
 def test_backbone_weights_load_from_a_local_file(tmp_path):

@@ -126,6 +126,11 @@ class RunConfig:
         "help": "where the run departs from its paper's protocol, e.g. declined pretrained weights (written by train)"})
 
 
+#: The keys `emotrack train` writes into a run folder's config (facts of the data and the run, not
+#: choices of the experiment).
+WRITTEN_BY_TRAIN = ("data.dir", "data.dimensions", "data.manifest_sha256", "data.preprocessing",
+                    "data.validation.held_out", "versions", "deviations")
+
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
                dict: "a mapping", type(None): "null"}
 

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from emotrack.config.experiments import resolve_config
 from emotrack.config.papers import KERAS_WEIGHTS, PAPERS, Paper, Training
 from emotrack.config.run import CONFIG_FILE, load_run_config
+from emotrack.config.schema import WRITTEN_BY_TRAIN
 from emotrack.files import atomic_path
 from emotrack.records.manifest import manifest_hash
 from emotrack.reproduce.cost import format_duration
@@ -156,6 +157,8 @@ def _matches(stored: Any, wanted: Any, path: str = "") -> str | None:
         if not isinstance(stored, dict):
             return path or "config"
         for key, value in wanted.items():
+            if f"{path}{key}" in WRITTEN_BY_TRAIN:
+                continue
             where = _matches(stored.get(key), value, f"{path}{key}.")
             if where:
                 return where
