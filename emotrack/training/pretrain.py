@@ -22,54 +22,19 @@ which load it, inflating it for the i3D), ``history.csv``, ``config.yaml`` and `
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from emotrack.corpora.images import ImageSetError, read_rafdb
 from emotrack.files import atomic_path
 
-LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
+#: The error of an image set that is not in its release's layout (RAF-DB, FER2013).
+DatasetLayoutError = ImageSetError
+
 DEFAULT_AUGMENT = {"rotation_deg": 10, "flip": True, "brightness": 0.1}
-
-
-class DatasetLayoutError(ValueError):
-    """A folder that is not in the RAF-DB layout, or an image that is missing."""
-
-
-def read_rafdb(root: str | Path) -> list[tuple[Path, int, str]]:
-    """``(image path, label 0..6, "train" | "test")`` for every labelled image of a RAF-DB tree."""
-    root = Path(root)
-    label_file = root / LABEL_FILE
-    if not label_file.is_file():
-        raise DatasetLayoutError(f"{label_file} does not exist; --images must be the RAF-DB 'basic' folder "
-                                 f"(holding EmoLabel/ and Image/)")
-    items = []
-    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            name, label = line.split()
-            label = int(label)
-        except ValueError:
-            raise DatasetLayoutError(f"{label_file}:{number}: expected 'name.jpg label', got {line!r}") from None
-        if not 1 <= label <= 7:
-            raise DatasetLayoutError(f"{label_file}:{number}: label {label} is not one of 1..7")
-        stem, suffix = os.path.splitext(name)
-        candidates = [root / "Image" / "aligned" / f"{stem}_aligned{suffix}", root / "Image" / "original" / name]
-        path = next((c for c in candidates if c.is_file()), None)
-        if path is None:
-            raise DatasetLayoutError(f"{label_file}:{number}: no image for {name} (looked for "
-                                     f"{candidates[0]} and {candidates[1]})")
-        partition = "train" if stem.startswith("train") else "test" if stem.startswith("test") else None
-        if partition is None:
-            raise DatasetLayoutError(f"{label_file}:{number}: {name} starts with neither 'train' nor 'test'")
-        items.append((path, label - 1, partition))
-    if not any(p == "train" for _, _, p in items):
-        raise DatasetLayoutError(f"{label_file} lists no training image")
-    return items
 
 
 def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
