@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 DEMO := demo
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean reproduce-huang2018
+.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean reproduce-huang2018 reproduce-tzirakis2017 reproduce-astnet2017
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,15 @@ bench-predict: install
 SMOKE_FLAG = $(if $(SMOKE),--smoke,)
 reproduce-huang2018: install
 	$(BIN)/emotrack reproduce huang2018 --out reproductions/huang2018 $(if $(SEWA),--sewa $(SEWA),) $(SMOKE_FLAG)
+
+reproduce-tzirakis2017: install
+	$(BIN)/emotrack reproduce tzirakis2017 --out reproductions/tzirakis2017 $(if $(RECOLA),--recola $(RECOLA),) $(SMOKE_FLAG)
+
+# RECOLA here is the AVEC 2016 release; FER2013 the fer2013.csv file; VGGFACE the VGG-Face Keras weights.
+reproduce-astnet2017: install
+	$(BIN)/emotrack reproduce astnet2017 --out reproductions/astnet2017 $(if $(SEMAINE),--semaine $(SEMAINE),) \
+		$(if $(RECOLA),--recola $(RECOLA),) $(if $(FER2013),--fer2013 $(FER2013),) $(if $(VGGFACE),--vggface $(VGGFACE),) \
+		$(SMOKE_FLAG)
 
 clean:
 	rm -rf build *.egg-info $(DEMO)
