@@ -16,6 +16,7 @@ when it was killed, and trained anew (with a message) when its config or data ch
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -243,12 +244,16 @@ def estimate_training(paper: Paper, steps: list[Step], data_dirs: dict[str, Path
         clips = count_windows(data_dir, "train", data["window"], run_clip_hop(data), int(data["frame_step"]),
                               info.target, validation=data.get("validation"))
         batches = -(-clips // int(data["batch_size"])) * int(config["train"]["epochs"])
-        if training.name not in measured:
-            facts = data_facts(manifest, config.get("targets", ["arousal", "valence"]), data["window"], data.get("crops"))
+        # Rows that train the same network on clips of the same shape share one measurement.
+        key = json.dumps([config["model"]["name"], config["model"]["options"], config["targets"], data["window"],
+                          data["batch_size"], data["temporal_pooling_s"], config["train"]["loss"]],
+                         sort_keys=True, default=str)
+        if key not in measured:
+            facts = data_facts(manifest, config["targets"], data["window"], data["crops"])
             facts["fps"] = float(manifest["sessions"][0]["fps"]) if manifest["sessions"] else 10.0
             config["model"]["init_from"] = None  # the step of the network it builds, from scratch
-            measured[training.name] = measure_step(config, facts, steps=2)["seconds_per_step"]
-        here += batches * measured[training.name]
+            measured[key] = measure_step(config, facts, steps=2)["seconds_per_step"]
+        here += batches * measured[key]
         gpu_step = gpu["steps"].get(training.experiment, {}).get("seconds_per_step")
         if gpu_step is None or smoke:
             missing.append(training.experiment)
