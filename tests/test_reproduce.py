@@ -113,7 +113,7 @@ def test_every_papers_number_is_in_the_papers_text_and_every_name_resolves(name)
     paper = PAPERS[name]
     paper.check()
     for training in paper.trainings:
-        resolve_config(training.experiment, overrides=list(training.overrides) + list(paper.smoke))
+        resolve_config(training.experiment, overrides=list(training.overrides) + list(paper.smoke) + list(training.smoke))
     cells = [c for t in paper.tables for c in t.cells]
     assert cells and all(c.paper is not None for c in cells)
     path = PAPERS_TEXT / PAPER_FILES[name]

@@ -89,6 +89,7 @@ class Training:
             :class:`Pretraining` of this paper, an :class:`Input` (a weight file), or a name Keras
             knows (``imagenet``).
         weights_option: the model option that takes them (``weights``; AST-Net: ``attribute_weights``).
+        smoke: this row's own ``--set`` overrides of ``--smoke`` (on top of the paper's).
     """
     name: str
     experiment: str
@@ -98,6 +99,7 @@ class Training:
     init_from: dict = dataclasses.field(default_factory=dict)
     weights: str | None = None
     weights_option: str = "weights"
+    smoke: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

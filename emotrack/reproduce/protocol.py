@@ -144,6 +144,7 @@ def training_overrides(paper: Paper, training: Training, out_dir: Path, seed: in
         overrides.append(f"model.init_from.{role}={run_folder(out_dir, other, seed)}")
     if smoke:
         overrides.extend(paper.smoke)
+        overrides.extend(training.smoke)
     return overrides
 
 
