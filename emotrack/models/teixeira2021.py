@@ -136,7 +136,6 @@ EMOTIONS = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neu
 VGG_FILTERS = (64, 128, 256, 512, 512)
 VGG_CONVS_PER_BLOCK = {"vgg11": (1, 1, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3)}
 BACKBONES = ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50")
-IMAGENET_BACKBONES = ("vgg16", "resnet50")
 #: The weights each backbone knows by name (``emotrack.models.weights.NAMED_WEIGHTS``).
 NAMED_BACKBONE_WEIGHTS = {"vgg16": ("imagenet", "vggface"), "resnet50": ("imagenet",)}
 FINE_TUNE_FROM = ("conv2_1", "conv3_1", "conv4_1", "conv5_1", "all")

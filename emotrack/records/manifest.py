@@ -73,18 +73,6 @@ def manifest_hash(data_dir: str | Path) -> str:
     return file_sha256(Path(data_dir) / MANIFEST)
 
 
-def session_files(data_dir: str | Path, partitions: str | list[str] | None = None) -> list[str]:
-    """The record files of a preprocessed corpus, of the given partition(s) or all, in manifest order."""
-    manifest = read_manifest(data_dir)
-    if isinstance(partitions, str):
-        partitions = [partitions]
-    files = [str(Path(data_dir) / s["file"]) for s in manifest["sessions"]
-             if partitions is None or s["partition"] in partitions]
-    if not files:
-        raise ValueError(f"{data_dir} holds no session of partition(s) {partitions}")
-    return files
-
-
 def shard_manifest_name(index: int, count: int) -> str:
     """The manifest part that shard ``index`` of ``count`` writes: ``manifest.shard-i-of-n.json``."""
     return f"manifest.shard-{index}-of-{count}.json"

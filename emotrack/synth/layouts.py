@@ -147,6 +147,14 @@ def _entry(name: str, partition: str, index: int, labelled: bool = True, subject
             "labelled": labelled}
 
 
+def _video_and_wav(video: Path, wav: Path, seed: int, index: int, seconds: float, fps: float, width: int,
+                   height: int, codec: str = "libx264") -> None:
+    """A session's silent video and its sound track as a separate WAV, as SEWA and RECOLA ship them."""
+    frames = (f.image for f in iter_session_frames(seed, index, seconds, fps, width, height))
+    write_video(_here(video), frames, fps, codec=codec)
+    write_wav(_here(wav), session_voice(seed, index, seconds))
+
+
 @_layout("generic")
 def generic(root, sessions, seconds, fps, seed, delay, noise, width, height) -> dict:
     """emotrack's generic layout (:func:`emotrack.synth.corpus.synthesize_corpus`)."""
@@ -163,9 +171,8 @@ def sewa_avec2017(root, sessions, seconds, fps, seed, delay, noise, width, heigh
     out = []
     for index, partition, number in _numbered(seed, sessions, {p: 1 for p in split}):
         name = f"{split[partition]}_{number:02d}"
-        frames = (f.image for f in iter_session_frames(seed, index, seconds, fps, width, height))
-        write_video(_here(root / "video" / f"{name}.avi"), frames, fps, codec="mpeg4")
-        write_wav(_here(root / "audio" / f"{name}.wav"), session_voice(seed, index, seconds))
+        _video_and_wav(root / "video" / f"{name}.avi", root / "audio" / f"{name}.wav", seed, index, seconds, fps,
+                       width, height, codec="mpeg4")
         if partition != "test":
             times, values = session_ratings(seed, index, seconds, 10.0, delay, noise)
             _write_text(root / "labels" / f"{name}.csv", "".join(
@@ -188,9 +195,8 @@ def recola_avec2016(root, sessions, seconds, fps, seed, delay, noise, width, hei
     out = []
     for index, partition, number in _numbered(seed, sessions, {p: 1 for p in split}):
         name = f"{split[partition]}_{number}"
-        frames = (f.image for f in iter_session_frames(seed, index, seconds, fps, width, height))
-        write_video(_here(root / "recordings_video" / f"{name}.mp4"), frames, fps)
-        write_wav(_here(root / "recordings_audio" / f"{name}.wav"), session_voice(seed, index, seconds))
+        _video_and_wav(root / "recordings_video" / f"{name}.mp4", root / "recordings_audio" / f"{name}.wav", seed,
+                       index, seconds, fps, width, height)
         if partition != "test":
             times, values = session_ratings(seed, index, seconds, 25.0, delay, noise)
             for k, dimension in enumerate(("arousal", "valence")):
@@ -217,9 +223,8 @@ def recola(root, sessions, seconds, fps, seed, delay, noise, width, height) -> d
     out = []
     for index, partition, number in _numbered(seed, sessions, RECOLA_FIRST):
         name = f"P{number}"
-        frames = (f.image for f in iter_session_frames(seed, index, seconds, fps, width, height))
-        write_video(_here(root / "RECOLA-Video-recordings" / f"{name}.mp4"), frames, fps)
-        write_wav(_here(root / "RECOLA-Audio-recordings" / f"{name}.wav"), session_voice(seed, index, seconds))
+        _video_and_wav(root / "RECOLA-Video-recordings" / f"{name}.mp4",
+                       root / "RECOLA-Audio-recordings" / f"{name}.wav", seed, index, seconds, fps, width, height)
         times, values = session_ratings(seed, index, seconds, 25.0, delay, noise)
         header = "time;" + " ;".join(RECOLA_RATERS) + "\n"  # "time;FM1 ;FM2 ;...;FF3", as released
         for k, dimension in enumerate(("arousal", "valence")):
