@@ -60,6 +60,11 @@ class DataConfig:
         "help": "clip augmentation: resize_crop, brightness, saturation, flip, rotation"})
     crops: str | None = dataclasses.field(default=None, metadata={
         "help": "the crop set to train on (None: the data's default set)"})
+    faceless: str = dataclasses.field(default="mask", metadata={
+        "help": "frames without a face in training clips: mask (weight 0 in the loss) or drop (discarded "
+                "before clips are cut, Teixeira 2021)"})
+    gap_tolerance_s: float | None = dataclasses.field(default=None, metadata={
+        "help": "with faceless=drop: the longest gap between two frames of a clip (None: any)"})
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig, metadata={
         "help": "a validation split taken from the training partition, by subject"})
     # Written by `emotrack train` into the run folder's config:

@@ -41,3 +41,36 @@ def clip_starts(length: int, span: int, hop: int) -> np.ndarray:
 def clip_span(window: int, frame_step: int = 1) -> int:
     """Session frames covered by a clip of ``window`` frames taken every ``frame_step`` frames."""
     return (window - 1) * frame_step + 1
+
+
+#: What a clip does with frames in which no face was found: ``mask`` (kept, left out of losses and
+#: metrics by their weight 0) or ``drop`` (discarded before clips are cut; Teixeira et al. 2021).
+FACELESS = ("mask", "drop")
+
+
+def face_clip_rows(face_present, window: int, hop: int, frame_step: int = 1,
+                   tolerance_frames: float | None = None) -> np.ndarray:
+    """The session frames of each clip when frames without a face are discarded (Teixeira et al.
+    2021, Sec. 3.2.1: "Only frames showing whole faces are kept, while other frames are discarded";
+    Sec. 3.2.2: "we applied a tolerance (a temporal difference between close frames) to select
+    clips that give sense to a unique emotion unit").
+
+    The session is first taken every ``frame_step`` frames (the frame rate), the frames without a
+    face are dropped, and clips of ``window`` consecutive kept frames start every ``hop //
+    frame_step`` kept frames (``hop`` is in session frames, as for :func:`clip_hop`). A clip is kept
+    only when no two consecutive frames of it lie more than ``tolerance_frames`` session frames apart
+    (None: any gap).
+
+    Returns:
+        (clips, window) int64 session frame indices, in order.
+    """
+    face = np.asarray(face_present).reshape(-1)
+    grid = np.arange(0, len(face), max(1, int(frame_step)))
+    kept = grid[face[grid] > 0]
+    if len(kept) < window:
+        return np.zeros((0, window), np.int64)
+    starts = np.arange(0, len(kept) - window + 1, max(1, int(hop) // max(1, int(frame_step))))
+    rows = kept[starts[:, None] + np.arange(window)]
+    if tolerance_frames is not None and window > 1:
+        rows = rows[(np.diff(rows, axis=1) <= tolerance_frames).all(axis=1)]
+    return rows.astype(np.int64)

@@ -13,7 +13,7 @@ from typing import Any
 
 
 from emotrack.data.align import delay_frames, shift_labels
-from emotrack.data.clips import clip_span
+from emotrack.data.clips import FACELESS, clip_span, face_clip_rows
 from emotrack.records.manifest import read_manifest
 from emotrack.records.split import select_sessions
 
@@ -95,7 +95,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
                      epochs: tuple[int, int] | None = None, frame_step: int = 1, target: str = "frame",
                      label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",),
                      augment: dict[str, Any] | None = None, drop_remainder: bool = False,
-                     crops: str | None = None, validation: dict[str, Any] | None = None):
+                     crops: str | None = None, validation: dict[str, Any] | None = None,
+                     faceless: str = "mask", gap_tolerance_s: float | None = None):
     """Fixed-length clips for training or validation.
 
     Args:
@@ -123,6 +124,9 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             seeded by ``seed``, the epoch and the clip's place in the epoch; only with ``epochs``.
         drop_remainder: leave out the last, smaller batch (of each epoch).
         crops: the crop set the clips are cut from (see `crop_feature`); None: the default set.
+        faceless: frames without a face are ``mask``-ed (weight 0) or ``drop``-ped before clips are
+            cut, clips then spanning at most ``gap_tolerance_s`` between two of their frames
+            (:func:`emotrack.data.clips.face_clip_rows`; not with ``siamese``).
     Returns:
         ``tf.data.Dataset`` of (x, ratings, weights). For ``frame``: frames (B, L', H, W, C)
         float32, ratings (B, L', D), weights (B, L') with L' = L / k (L without pooling); for
@@ -163,6 +167,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         out = {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0]}
         if "audio" in inputs:
             out["audio"] = s["audio"]
+        if faceless == "drop":
+            out["session"] = s["session"]
         return out
 
     if target not in TARGETS:
@@ -173,10 +179,14 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         check_audio(manifest, data_dir)
     span = clip_span(window, frame_step)
     extra = 1 if target == "siamese" else 0  # the second clip of a pair starts one frame later
+    keys = ("frames", "ratings", "weights") + (("audio",) if "audio" in inputs else ())
+    rows = face_rows(data_dir, partitions, window, hop, frame_step, faceless, gap_tolerance_s, target, validation)
 
     def clip(s, i):
-        picked = {key: s[key][i:i + span:frame_step] for key in ("frames", "ratings", "weights")
-                  + (("audio",) if "audio" in inputs else ())}
+        if rows is not None:  # i: the session frames of the clip
+            picked = {key: tf.gather(s[key], i) for key in keys}
+        else:
+            picked = {key: s[key][i:i + span:frame_step] for key in keys}
         x = {"video": tf_temporal_pool(picked["frames"], k)}
         if "audio" in inputs:
             x["audio"] = tf_temporal_pool(picked["audio"], k)
@@ -187,6 +197,10 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         return x, y, w
 
     def to_windows(s):
+        if rows is not None:
+            clips = tf.numpy_function(lambda name: rows[name.decode()], [s["session"]], tf.int64, stateful=False)
+            return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(clips, [None, window])).map(
+                lambda i: clip(s, i))
         t = tf.shape(s["frames"])[0]
         starts = tf.range(0, tf.maximum(t - span - extra + 1, 0), hop)
         if target == "siamese":
@@ -266,9 +280,39 @@ def fuse_labels(ratings, weights, fusion: str = "mean"):
     return fused, tf.reduce_mean(tf.cast(weights, ratings.dtype))
 
 
+def face_rows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int, frame_step: int,
+              faceless: str, gap_tolerance_s: float | None, target: str,
+              validation: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """With ``faceless="drop"``: session -> its clips' frame indices (:func:`face_clip_rows`), read
+    from the records' ``face_present`` alone (no frame is decoded); with ``mask``: None."""
+    if faceless not in FACELESS:
+        raise ValueError(f"data.faceless must be one of {', '.join(FACELESS)}, not {faceless!r}")
+    if faceless == "mask":
+        return None
+    if target == "siamese":
+        raise ValueError("data.faceless=drop cuts clips of the frames with a face; it does not make AST-Net's "
+                         "Siamese pairs (one frame apart): use data.faceless=mask")
+    import tensorflow as tf
+
+    manifest = read_manifest(data_dir)
+    out = {}
+    for s in select_sessions(manifest, partitions, validation):
+        record = next(iter(tf.data.TFRecordDataset(str(Path(data_dir) / s["file"]))))
+        _, seq = tf.io.parse_single_sequence_example(
+            record, sequence_features={"face_present": tf.io.FixedLenSequenceFeature([1], tf.int64)})
+        tolerance = None if gap_tolerance_s is None else float(gap_tolerance_s) * float(s["fps"])
+        out[s["session"]] = face_clip_rows(seq["face_present"].numpy()[:, 0], window, hop, frame_step, tolerance)
+    return out
+
+
 def count_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
-                  frame_step: int = 1, target: str = "frame", validation: dict[str, Any] | None = None) -> int:
-    """How many clips (or pairs) :func:`training_windows` cuts from the partition(s), from the manifest."""
+                  frame_step: int = 1, target: str = "frame", validation: dict[str, Any] | None = None,
+                  faceless: str = "mask", gap_tolerance_s: float | None = None) -> int:
+    """How many clips (or pairs) :func:`training_windows` cuts from the partition(s), from the manifest
+    (and, with ``faceless="drop"``, the records' face flags)."""
+    rows = face_rows(data_dir, partitions, window, hop, frame_step, faceless, gap_tolerance_s, target, validation)
+    if rows is not None:
+        return sum(len(r) for r in rows.values())
     span = clip_span(window, frame_step) + (1 if target == "siamese" else 0)
     return sum((s["num_frames"] - span) // hop + 1
                for s in select_sessions(read_manifest(data_dir), partitions, validation) if s["num_frames"] >= span)

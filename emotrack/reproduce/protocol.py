@@ -243,7 +243,8 @@ def estimate_training(paper: Paper, steps: list[Step], data_dirs: dict[str, Path
         held_out_subjects(manifest, data.get("validation"))  # a split that cannot be made stops here
         info = model_info(config["model"]["name"])
         clips = count_windows(data_dir, "train", data["window"], run_clip_hop(data), int(data["frame_step"]),
-                              info.target, validation=data.get("validation"))
+                              info.target, validation=data.get("validation"), faceless=data["faceless"],
+                              gap_tolerance_s=data["gap_tolerance_s"])
         batches = -(-clips // int(data["batch_size"])) * int(config["train"]["epochs"])
         # Rows that train the same network on clips of the same shape share one measurement.
         key = json.dumps([config["model"]["name"], config["model"]["options"], config["targets"], data["window"],

@@ -337,7 +337,8 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
                   label_delay_s=data_cfg["label_delay_s"], seed=train_cfg["seed"],
                   temporal_pooling_s=data_cfg["temporal_pooling_s"], frame_step=step,
                   target=info.target, label_fusion=data_cfg["label_fusion"], inputs=info.inputs,
-                  crops=data_cfg["crops"], validation=data_cfg["validation"])
+                  crops=data_cfg["crops"], validation=data_cfg["validation"], faceless=data_cfg["faceless"],
+                  gap_tolerance_s=data_cfg["gap_tolerance_s"])
     # The partition that picks the checkpoint: devel, or the training subjects a validation split holds out.
     choose = selection_partition(data_cfg.get("validation"))
 
@@ -346,7 +347,8 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
         R replicas a batch of fewer than R clips would leave a replica an empty share, on which
         TensorFlow's convolutions fail, so such a batch is dropped."""
         windows = count_windows(data_dir, partition, data_cfg["window"], hop, step, info.target,
-                                validation=data_cfg.get("validation"))
+                                validation=data_cfg.get("validation"), faceless=data_cfg["faceless"],
+                                gap_tolerance_s=data_cfg["gap_tolerance_s"])
         n, rest = divmod(windows, data_cfg["batch_size"])
         drop = 0 < rest < strategy.num_replicas_in_sync
         if drop and verbose:
