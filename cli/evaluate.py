@@ -20,12 +20,16 @@ def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing):
     """Evaluate RUN_DIR on whole sessions: CCC per dimension, report.json and a plot.
 
     The post-processing chain is fitted on the devel partition only and applied unchanged to the
-    others; raw and post-processed numbers are reported side by side.
+    others; raw and post-processed numbers are reported side by side. A partition without labels
+    (a challenge's test set) is not scored: its videos are predicted and written in the corpus'
+    rating-file format below RUN_DIR/submission/PARTITION/.
     """
+    from emotrack.apps.submission import write_submissions
     from emotrack.evaluation.report import evaluate as run_evaluation
 
     try:
         report = run_evaluation(run_dir, list(partitions) or None, checkpoint, aggregation, postprocessing)
+        report = write_submissions(run_dir, report, log=click.echo)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     def fmt(value):

@@ -72,3 +72,25 @@ def test_missing_corpus_stops_before_any_work(tmp_path):
     assert result.exit_code == 1
     assert "SEWA is not set" in result.output and "--sewa PATH" in result.output and "db.sewaproject.eu" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_writes_the_unlabelled_test_partition_as_an_avec_2017_submission(reproduction):
+    import json
+
+    out, _ = reproduction
+    run = out / "runs" / "huang2018-3dconvnet-max" / "seed-0"
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--partition", "devel", "--partition", "test"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "report.json").read_text())
+    manifest = json.loads((out / "data" / "sewa" / "manifest.json").read_text())
+    tests = sorted(u["session"] for u in manifest["unlabelled"] if u["partition"] == "test")
+    assert tests and list(report["partitions"]) == ["devel"] and report["unlabelled_partitions"] == ["test"]
+    submission = report["submissions"]["test"]
+    assert sorted(submission["sessions"]) == tests and submission["not_predicted"] == ["liking"]
+    for session in tests:
+        table = pd.read_csv(run / "submission" / "test" / "labels" / f"{session}.csv", sep=";", header=None,
+                            names=["name", "time", "arousal", "valence", "liking"])
+        assert set(table["name"]) == {f"'{session}'"} and table["liking"].isna().all()
+        assert table[["arousal", "valence"]].notna().all().all()
+        # A row every 0.1 s over the video (8 s synthetic sessions).
+        assert abs(table["time"].diff().dropna() - 0.1).max() < 1e-6 and 7.0 <= table["time"].iloc[-1] <= 8.0

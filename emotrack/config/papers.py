@@ -15,8 +15,9 @@ import dataclasses
 #: (AVEC 2016/2017 CCC), or the mean / max / min of the per-session values (AST-Net, Table 1:
 #: "Max CC, Min CC and Mean CC of the testing videos").
 AGGREGATES = ("concatenated", "mean", "max", "min")
-#: The metrics a cell can name: CCC (Lin's concordance), PCC (Pearson's r).
-METRICS = ("CCC", "PCC")
+#: The metrics a cell can name: CCC (Lin's concordance), PCC (Pearson's r), and the test accuracy
+#: in percent of a pre-training stage (Teixeira et al. 2021, Table 1).
+METRICS = ("CCC", "PCC", "accuracy")
 #: Weights a backbone can start from by name (Keras downloads and caches them).
 KERAS_WEIGHTS = ("imagenet",)
 
@@ -65,12 +66,15 @@ class Pretraining:
         options: keyword arguments of the pre-training (backbone, sizes, epochs, learning rate).
         weights: the :class:`Input` whose file the backbone starts from (e.g. VGG-Face), or a name
             Keras knows (``imagenet``), or None (random).
+        unavailable: why emotrack cannot run this stage as published (e.g. its starting weights are
+            not among those it loads); such a stage is not run and its cells say why.
     """
     name: str
     images: str
     layout: str
     options: dict = dataclasses.field(default_factory=dict)
     weights: str | None = None
+    unavailable: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Training:
             knows (``imagenet``).
         weights_option: the model option that takes them (``weights``; AST-Net: ``attribute_weights``).
         smoke: this row's own ``--set`` overrides of ``--smoke`` (on top of the paper's).
+        unavailable: why emotrack cannot run this row as published; it is not run and its cells say why.
     """
     name: str
     experiment: str
@@ -100,11 +105,14 @@ class Training:
     weights: str | None = None
     weights_option: str = "weights"
     smoke: tuple[str, ...] = ()
+    unavailable: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One number of a results table: ours (from ``training``'s runs) beside the paper's."""
+    """One number of a results table: ours (from ``training``'s runs, or from the pre-training
+    ``stage``'s report for an ``accuracy`` cell) beside the paper's. A cell that names neither is
+    quoted from the paper."""
     row: str
     column: str
     training: str | None
@@ -114,8 +122,12 @@ class Cell:
     partition: str = "devel"
     kind: str = "raw"
     aggregate: str = "concatenated"
+    stage: str | None = None
 
     def __post_init__(self):
+        if (self.metric == "accuracy") != (self.stage is not None):
+            raise ValueError(f"cell {self.row}/{self.column}: an accuracy cell names a pre-training stage, "
+                             f"and only an accuracy cell does")
         if self.metric not in METRICS:
             raise ValueError(f"cell {self.row}/{self.column}: metric {self.metric!r} is not one of {METRICS}")
         if self.aggregate not in AGGREGATES:
@@ -170,6 +182,16 @@ class Paper:
                 return t
         raise KeyError(f"{self.name} has no training {name!r}")
 
+    def stage(self, name: str) -> Pretraining:
+        for p in self.pretraining:
+            if p.name == name:
+                return p
+        raise KeyError(f"{self.name} has no pre-training stage {name!r}")
+
+    def unavailable(self) -> dict[str, str]:
+        """Pre-training stage or training name -> why it is not run."""
+        return {x.name: x.unavailable for x in (*self.pretraining, *self.trainings) if x.unavailable}
+
     def check(self) -> None:
         """Every name a stage or cell uses exists (raised as ValueError naming it)."""
         inputs = {i.variable for i in self.inputs}
@@ -194,8 +216,14 @@ class Paper:
             for other in t.init_from.values():
                 if other not in names:
                     raise ValueError(f"{self.name}: training {t.name} starts from unknown training {other}")
+            if not t.unavailable and t.weights in stages and self.stage(t.weights).unavailable:
+                raise ValueError(f"{self.name}: training {t.name} loads pre-training stage {t.weights}, which "
+                                 f"cannot run; mark the training unavailable too")
         for table in self.tables:
             for c in table.cells:
+                if c.stage is not None and c.stage not in stages:
+                    raise ValueError(f"{self.name} {table.name}: cell {c.row}/{c.column} names unknown "
+                                     f"pre-training stage {c.stage}")
                 if c.training is not None and c.training not in names:
                     raise ValueError(f"{self.name} {table.name}: cell {c.row}/{c.column} names unknown "
                                      f"training {c.training}")

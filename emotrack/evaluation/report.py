@@ -20,6 +20,7 @@ from emotrack.evaluation.metrics import ccc, compute_metrics
 from emotrack.records.split import selection_partition
 from emotrack.files import atomic_path
 from emotrack.inference.session import predict_frames
+from emotrack.records.manifest import read_manifest
 
 REPORT = "report.json"
 
@@ -177,6 +178,17 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     model = CompiledModel.wrap(load_model(model_path))  # one traced graph: the numbers of the model, faster
     targets = config["targets"]
     partitions = partitions or config["evaluate"]["partitions"]
+    # A partition whose sessions all come without ratings (a challenge's test set) is not scored: its
+    # predictions are written in the corpus' rating format instead (emotrack.apps.submission).
+    manifest = read_manifest(config["data"]["dir"])
+    labelled = {s["partition"] for s in manifest["sessions"]} | {"validation"}
+    unlabelled = {u["partition"] for u in manifest.get("unlabelled") or []}
+    to_submit = [p for p in partitions if p not in labelled and p in unlabelled]
+    partitions = [p for p in partitions if p not in to_submit]
+    if not partitions:
+        raise ValueError(f"evaluate.partitions {to_submit} hold no labelled session; add a labelled partition "
+                         f"(devel) to score the run: its predictions fit the post-processing written with the "
+                         f"submission")
     target_idx = [config["data"]["dimensions"].index(d) for d in targets]
 
     def predict_partition(partition):
@@ -251,6 +263,8 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     report["metrics_csv"] = str(run_dir / "metrics.csv")
     report["predictions"] = str(_write_predictions(run_dir, {p: predicted[p] for p in partitions}, targets,
                                                    chain, rate_hz))
+    # Not scored: without labels (`emotrack evaluate` writes their predictions as a challenge submission).
+    report["unlabelled_partitions"] = to_submit
     _write_metrics_csv(run_dir, report)
     with atomic_path(run_dir / REPORT) as tmp:
         tmp.write_text(json.dumps(report, indent=2))

@@ -110,9 +110,9 @@ def plan(paper: Paper, smoke: bool = False) -> list[Step]:
     """The steps of the protocol, in order: preprocessing, pre-training, then every repeat of every
     training (staged trainings after those they start from)."""
     steps = [Step("preprocess", p.name) for p in paper.preprocessing]
-    steps += [Step("pretrain", p.name) for p in paper.pretraining]
+    steps += [Step("pretrain", p.name) for p in paper.pretraining if not p.unavailable]
     done: set[str] = set()
-    pending = list(paper.trainings)
+    pending = [t for t in paper.trainings if not t.unavailable]
     while pending:  # a training waits for those it is initialised from
         ready = [t for t in pending if set(t.init_from.values()) <= done]
         if not ready:
@@ -328,6 +328,8 @@ def _pretrain(paper: Paper, name: str, roots: dict[str, Path | None], out_dir: P
     target = out_dir / "pretrain" / name
     options = {**stage.options, **(paper.smoke_pretraining if smoke else {})}
     start = stage.weights if stage.weights in KERAS_WEIGHTS or stage.weights is None else roots.get(stage.weights)
+    if smoke and start in KERAS_WEIGHTS:  # a smoke run stays offline
+        start = None
     wanted = {"images": str(roots[stage.images]), "layout": stage.layout, "weights": None if start is None else str(start),
               **options}
     stamp = target / "reproduce.yaml"
@@ -355,6 +357,7 @@ def reproduce(paper_name: str, out_dir: str | Path, inputs: dict[str, str | None
     """
     from tqdm import tqdm
 
+    from emotrack.apps.submission import write_submissions
     from emotrack.evaluation.report import REPORT, evaluate
     from emotrack.training.train import train
 
@@ -390,6 +393,9 @@ def reproduce(paper_name: str, out_dir: str | Path, inputs: dict[str, str | None
     data_dirs: dict[str, Path] = {}
     weights: dict[str, Path | None] = {v: roots[v] for v in weight_inputs(paper)}
     runs: dict[str, list[Path]] = {}
+    stages: dict[str, Path] = {}
+    for name, why in paper.unavailable().items():
+        log(f"{name}: not run: {why}")
     started = time.perf_counter()
     bar = tqdm(total=len(steps), desc=paper.name, unit="step", disable=not progress)
     for step in steps:
@@ -400,6 +406,7 @@ def reproduce(paper_name: str, out_dir: str | Path, inputs: dict[str, str | None
                 log_estimate(paper, steps, data_dirs, out_dir, smoke, weights, log)
         elif step.kind == "pretrain":
             weights[step.name] = _pretrain(paper, step.name, roots, out_dir, smoke, log)
+            stages[step.name] = weights[step.name].parent
         else:
             training = paper.training(step.name)
             data_dir = data_dirs[training.data]
@@ -419,11 +426,11 @@ def reproduce(paper_name: str, out_dir: str | Path, inputs: dict[str, str | None
                 train(training.experiment, data_dir, run, overrides=overrides, seed=step.seed,
                       overwrite=state != "new", verbose=verbose)
             if state != "done" or not (run / REPORT).is_file():
-                evaluate(run)
+                write_submissions(run, evaluate(run), log)
             runs.setdefault(training.name, []).append(run)
         bar.update(1)
     bar.close()
-    tables = write_tables(paper, runs, out_dir)
+    tables = write_tables(paper, runs, out_dir, stages)
     write_readme(paper, out_dir, tables, roots, smoke, time.perf_counter() - started, deviations)
     log(f"tables written to {out_dir}: " + ", ".join(f"{t}.md" for t in tables))
     return {"paper": paper.name, "out": str(out_dir), "steps": [str(s) for s in steps], "tables": tables}
@@ -446,6 +453,9 @@ def write_readme(paper: Paper, out_dir: Path, tables: dict, roots: dict[str, Pat
         lines.append(f"- SMOKE RUN: synthetic corpora in the release layouts, one repeat, tiny models "
                      f"({' '.join(paper.smoke)}); the numbers only show that the protocol runs.")
     lines += [f"- {d}" for d in (*deviations, *paper.deviations)]
+    if paper.unavailable():
+        lines += ["", "## Rows not run", "", "The paper's numbers of these rows stand alone in the tables:", ""]
+        lines += [f"- {name}: {why}" for name, why in paper.unavailable().items()]
     lines += ["", "## Tables", ""]
     for table in paper.tables:
         lines += [table_markdown(table, tables[table.name]), ""]

@@ -9,6 +9,7 @@ videos is that, not the CCC of the concatenated sessions.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -61,26 +62,43 @@ def summarise(values: list[float | None]) -> dict[str, Any]:
     return {"mean": float(np.mean(finite)), "sd": float(np.std(finite)), "n": len(finite)}
 
 
-def fill_table(table: Table, runs: dict[str, list[Path]]) -> pd.DataFrame:
+def stage_accuracy(stage_dir: Path) -> float | None:
+    """A pre-training stage's test accuracy in percent, from its ``report.json``."""
+    accuracy = json.loads((Path(stage_dir) / "report.json").read_text()).get("test_accuracy")
+    return None if accuracy is None else 100.0 * float(accuracy)
+
+
+QUOTED = "(quoted from the paper)"
+NOT_RUN = "not run"
+
+
+def fill_table(table: Table, runs: dict[str, list[Path]], stages: dict[str, Path] | None = None,
+               unavailable: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per cell: where it sits, what it measures, ours over the repeats and the paper's.
 
     Args:
         runs: training name -> its run folders (one per repeat), each evaluated.
+        stages: pre-training stage name -> its folder (for ``accuracy`` cells).
+        unavailable: training or stage name -> why it was not run (the cell's ``note``).
     """
     cache: dict[Path, pd.DataFrame] = {}
+    unavailable = unavailable or {}
     rows = []
     for cell in table.cells:
         values: list[float | None] = []
+        source = cell.stage or cell.training
+        if cell.stage is not None and cell.stage in (stages or {}):
+            values.append(stage_accuracy(stages[cell.stage]))
         for run in runs.get(cell.training, []) if cell.training else []:
             if run not in cache:
                 cache[run] = pd.read_csv(run / PREDICTIONS)
             values.append(cell_value(cache[run], cell))
-        stats = summarise(values) if cell.training else {"mean": None, "sd": None, "n": 0}
+        stats = summarise(values) if source else {"mean": None, "sd": None, "n": 0}
         rows.append({"table": table.name, "row": cell.row, "column": cell.column, "dimension": cell.dimension,
                      "metric": cell.metric, "aggregate": cell.aggregate, "partition": cell.partition,
-                     "kind": cell.kind, "training": cell.training or "(quoted from the paper)",
+                     "kind": cell.kind, "training": source or QUOTED,
                      "ours_mean": stats["mean"], "ours_sd": stats["sd"], "repeats": stats["n"],
-                     "paper": cell.paper})
+                     "paper": cell.paper, "note": f"{NOT_RUN}: {unavailable[source]}" if source in unavailable else ""})
     return pd.DataFrame(rows)
 
 
@@ -104,23 +122,27 @@ def table_markdown(table: Table, filled: pd.DataFrame) -> str:
                 continue
             c = hit.iloc[0]
             paper = _number(c["paper"] if pd.notna(c["paper"]) else None)
-            if c["training"] == "(quoted from the paper)":
+            if c["training"] == QUOTED:
                 cells.append(f"(paper: {paper}, quoted)")
+                continue
+            if isinstance(c["note"], str) and c["note"]:
+                cells.append(f"{NOT_RUN} (paper: {paper})")
                 continue
             mean = c["ours_mean"] if pd.notna(c["ours_mean"]) else None
             sd = c["ours_sd"] if pd.notna(c["ours_sd"]) else None
-            label = "" if c["metric"] == "CCC" and c["aggregate"] == "concatenated" else \
-                f" [{c['metric']}, {c['aggregate']} over sessions]"
+            label = "" if (c["metric"] == "CCC" and c["aggregate"] == "concatenated") or c["metric"] == "accuracy" \
+                else f" [{c['metric']}, {c['aggregate']} over sessions]"
             cells.append(f"{_number(mean)} +- {_number(sd)} (paper: {paper}){label}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_tables(paper: Paper, runs: dict[str, list[Path]], out_dir: Path) -> dict[str, pd.DataFrame]:
+def write_tables(paper: Paper, runs: dict[str, list[Path]], out_dir: Path,
+                 stages: dict[str, Path] | None = None) -> dict[str, pd.DataFrame]:
     """``tableN.csv`` and ``tableN.md`` for every results table of ``paper`` in ``out_dir``."""
     filled = {}
     for table in paper.tables:
-        frame = fill_table(table, runs)
+        frame = fill_table(table, runs, stages, paper.unavailable())
         with atomic_path(out_dir / f"{table.name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6f")
         with atomic_path(out_dir / f"{table.name}.md") as tmp:
