@@ -84,11 +84,15 @@ def test_stitching_averages_overlaps_and_recovers_clip_constant_signals():
     np.testing.assert_array_equal(stitch_clips(values, starts, 5, 20 + 3)[:20], signal.astype(np.float32))
 
 
+# The Teixeira rows at tiny size: random weights (declined, recorded), no validation split of the one
+# training session, and the test partition reported too.
+_TEIXEIRA_TINY = ["model.options.weights=none", "data.validation.subjects=0", "evaluate.partitions=[devel, test]"]
 TINY_RUNS = {
     "teixeira2021-i3d-vgg11-c2": ["model.options.dense_units=[4, 4]", "data.window=4", "data.overlap=0.5",
-                                  "data.frame_step=2", "data.batch_size=4"],
+                                  "data.frame_step=2", "data.batch_size=4", *_TEIXEIRA_TINY],
     "teixeira2021-vgg16-lstm-64-0.8-mean-10fps": ["model.options.lstm_units=4", "model.options.dense_units=[4, 4]",
-                                                  "data.window=4", "data.frame_step=2", "data.batch_size=4"],
+                                                  "data.window=4", "data.frame_step=2", "data.batch_size=4",
+                                                  *_TEIXEIRA_TINY],
     "astnet2017-full-loss": ["model.options.fc6_units=8", "model.options.lstm_units=[4, 3]",
                              "model.options.attribute_weights=none",
                              "model.options.trainable_backbone=true", "data.window=5", "data.frame_step=2",
@@ -115,7 +119,8 @@ def test_model_family_trains_and_evaluates_per_frame(experiment, tiny_rgb_tfr, t
 
 def test_discrete_emotion_network_is_not_trained_on_ratings(tiny_rgb_tfr, tmp_path):
     result = CliRunner().invoke(main, ["train", "teixeira2021-i3d-vgg11-c1", "--data", str(tiny_rgb_tfr),
-                                       "--out", str(tmp_path / "r"), "--set", "model.name=teixeira2021-2d"])
+                                       "--out", str(tmp_path / "r"), "--set", "model.name=teixeira2021-2d",
+                                       "--set", "model.options.weights=none"])
     assert result.exit_code != 0 and "discrete emotions" in result.output
     result = CliRunner().invoke(main, ["train", "teixeira2021-i3d-vgg11-c1", "--data", str(tiny_rgb_tfr.parent),
                                        "--out", str(tmp_path / "r")])

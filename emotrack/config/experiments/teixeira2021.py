@@ -238,6 +238,8 @@ def _four(row: str, trainings: tuple[str, str] | None, values) -> list[Cell]:
     """Valence PCC, CCC, arousal PCC, CCC of one row (post-processed, SEWA devel)."""
     cells = []
     for column, value in zip(_COLUMNS_6, values):
+        if value is None:  # "NA: Not Available" in Table 7
+            continue
         dim, metric = column.split()
         training = None if trainings is None else trainings[dim == "Arousal"]
         cells.append(Cell(row, column, training, dim.lower(), value, metric=metric, kind="post_processed"))
