@@ -21,12 +21,21 @@ Scale and resumption:
   finishes, they are merged into ``manifest.json`` at once; `merge_shards` (``emotrack
   preprocess --merge-shards``) does it by hand, e.g. after copying the parts of several machines
   into one folder. The merged manifest equals that of one unsharded run.
-- Resumption: a session whose record exists and whose SHA-256 matches its entry in a manifest, a
-  shard part or a journal of the same corpus, root and options in the folder is kept, not redone; a
-  missing, truncated or otherwise changed record is redone. As sessions finish, their entries are
-  appended to a journal (``manifest.partial.jsonl``, or ``manifest.shard-i-of-n.partial.jsonl``; one
-  JSON line each, a torn last line is ignored), so that an interrupted run resumes where it stopped;
-  the journal is removed once the manifest is written.
+- Resumption: a session is kept, not redone, when an entry of a manifest, a shard part or a journal
+  of the same spec, root and options in the folder was made from its inputs as they are now (its
+  video, rating and audio files by content, its partition and subject; `emotrack.preprocess.inputs`)
+  and its record is on disk with the SHA-256 the entry names; otherwise it is redone, and the log says
+  what changed. As sessions finish, their entries are appended to a journal (``manifest.partial.jsonl``,
+  or ``manifest.shard-i-of-n.partial.jsonl``; one JSON line each, a torn last line is ignored), so that
+  an interrupted run resumes where it stopped; the journal is removed once the manifest is written.
+  The manifest lists the corpus as it is now: the records of sessions it no longer has (or that
+  failed after their inputs changed) are deleted, with a line each.
+
+Before the first session is decoded, a run tries the output folder (`check_output`), reads the
+partition file strictly (a session listed twice stops the run), warns of files that the partition
+file does not list, stops with nothing written when the spec finds no session, removes the temporary
+files of runs that were stopped, and checks every session it will do (`check_session`: rating files
+read, video opened); a run that stops before its first record leaves no folder it made behind.
 """
 
 from __future__ import annotations
@@ -251,12 +260,15 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     Args:
         workers: processes that preprocess sessions in parallel, each with its own face detector.
         shard: ``(i, n)``: only sessions i, i + n, ... of the corpus' session order.
-        resume: keep the sessions of an earlier run of the same corpus, root and options whose records
-            pass their checksum (see the module docstring); False redoes every session.
+        resume: keep the sessions of an earlier run of the same corpus, root and options made from the
+            same inputs whose records pass their checksum (see the module docstring); False redoes every
+            session.
     Raises:
         SpecError: a spec or an option that does not fit it.
-        LayoutError: a root that is not the corpus the spec describes (nothing found where it says);
-            nothing is written then.
+        LayoutError: a root that is not the corpus the spec describes (nothing found where it says), or
+            a partition file that cannot be read or lists a session twice; nothing is written then.
+        PreprocessError: an output folder that cannot be written, no session to preprocess (nothing is
+            written), or a disk that fills up (the sessions written so far are kept for a rerun).
     """
     spec = spec if isinstance(spec, CorpusSpec) else load_spec(spec)
     options = options or PreprocessOptions()
@@ -276,10 +288,14 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     created = not out_dir.exists()
     try:
         return _run(spec, root, out_dir, options, found, progress, log, workers, shard, resume)
-    except BaseException:
+    except BaseException as err:
         # Stopped before anything was written: a folder this run made is not left behind.
         if created and not any((out_dir / "sessions").glob("*.tfrecord")):
             shutil.rmtree(out_dir, ignore_errors=True)
+        if isinstance(err, OSError):  # the sessions' own files fail the session: this is the output
+            raise PreprocessError(f"cannot write {err.filename or out_dir}: {err.strerror or err}; free space on "
+                                  f"its disk (or make it writable) and run the same command again: the sessions "
+                                  f"written so far are kept") from err
         raise
 
 
