@@ -280,9 +280,10 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     check_output(out_dir)
     found = discover(spec, root)
     if found.unlisted:
+        more = f" and {len(found.unlisted) - 10} more" if len(found.unlisted) > 10 else ""
         log(f"warning: {len(found.unlisted)} file(s) match the spec's paths but {spec.partitions['file']} does not "
-            f"list their session, so they are not preprocessed: {', '.join(map(str, found.unlisted))}; add their "
-            f"sessions to {spec.partitions['file']} (or remove the files)")
+            f"list their session, so they are not preprocessed: {', '.join(map(str, found.unlisted[:10]))}{more}; "
+            f"add their sessions to {spec.partitions['file']} (or remove the files)")
     if not found.sessions:
         raise _no_session(spec, root, found.problems, out_dir)
     created = not out_dir.exists()
