@@ -69,7 +69,8 @@ def _parsed(parser_name: str):
                    "step.")
 @click.option("--audio/--no-audio", default=None,
               help="Store each frame's audio (16 kHz mono, normalised per session). Default: where the corpus "
-                   "has audio (the spec's audio files, else the videos' sound tracks).")
+                   "has usable audio (the spec's audio files, else the videos' sound tracks); --audio: a "
+                   "session without usable audio fails.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
               help="Sessions preprocessed in parallel, one process (and face detector) each.")
 @click.option("--shard", default=None, callback=_parsed("parse_shard"), metavar="I/N",
@@ -78,7 +79,8 @@ def _parsed(parser_name: str):
 @click.option("--merge-shards", is_flag=True,
               help="Only merge the shard parts in --out into manifest.json (after copying them together).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Keep sessions already written with the same options whose checksums verify.")
+              help="Keep sessions already written from the same inputs with the same options whose "
+                   "checksums verify.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, tracker, detect_every, min_face,
@@ -86,11 +88,16 @@ def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, trac
                workers, shard, merge_shards, resume, quiet):
     """Find the faces (MTCNN), crop them, align the ratings and audio, and write TFRecords.
 
-    Writes OUT/sessions/<session>.tfrecord and OUT/manifest.json. A session that fails, or whose
-    video, audio or rating file is missing, is reported by name and skipped; the command then exits
-    with status 1. Sessions of a partition without public ratings (a challenge's test set) are listed
-    and skipped. A rerun keeps the sessions already written whose checksums verify, and redoes the
-    others, so an interrupted run is resumed by running it again.
+    Writes OUT/sessions/<session>.tfrecord and OUT/manifest.json. Before any decoding, OUT is tried and
+    the corpus checked: a partition file that lists a session twice, or a spec that finds no session,
+    stops the command with nothing written; files the partition file does not list are warned about.
+    A session that fails, or whose video or rating file is missing, is reported by name and skipped;
+    the command then exits with status 1. A session whose audio cannot be used is stored without it,
+    for visual models, and named (with --audio it fails instead). Sessions of a partition without
+    public ratings (a challenge's test set) are listed and skipped. A rerun keeps the sessions whose
+    inputs (video, rating and audio files, partition, subject) and options are unchanged and whose
+    records verify, redoes the others, and drops the sessions no longer in the corpus, so an
+    interrupted run is resumed by running it again.
     """
     from emotrack.corpora.spec import SpecError
     from emotrack.preprocess.corpus import merge_shards as merge

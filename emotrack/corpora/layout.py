@@ -38,29 +38,64 @@ class Session:
 @dataclasses.dataclass
 class Discovery:
     """What a corpus tree holds for a spec: complete sessions, sessions without ratings in an
-    unlabelled partition, and problems (``{"session", "error"}``) that name the files involved."""
+    unlabelled partition, problems (``{"session", "error"}``) that name the files involved, and the
+    files that match the spec's paths but belong to no session the partition file lists."""
 
     sessions: list[Session]
     unlabelled: list[Session]
     problems: list[dict[str, str]]
+    unlisted: list[Path] = dataclasses.field(default_factory=list)
+
+
+def _partition_table(path: Path) -> pd.DataFrame:
+    """A partition file as strings, indexed by its line number in the file (the header is line 1)."""
+    try:
+        table = pd.read_csv(path, dtype=str, skip_blank_lines=False, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise LayoutError(f"partition file {path} is empty; it needs a header line and one row per "
+                          f"session") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise LayoutError(f"partition file {path} cannot be read as CSV ({err}); write it as comma-separated "
+                          f"text with one row per session") from None
+    table.index = table.index + 2
+    table.columns = [str(c).strip() for c in table.columns]
+    table = table.apply(lambda column: column.str.strip())
+    return table[(table != "").any(axis=1)]  # blank lines
 
 
 def read_partitions(spec: CorpusSpec, root: Path) -> list[Session]:
-    """The sessions a partition file lists, with their subject and partition, in file order."""
+    """The sessions a partition file lists, with their subject and partition, in file order.
+
+    Raises:
+        LayoutError: naming the file and its lines: a file that is missing, unreadable or lacks a
+            column, a row without a session, subject or partition, an unknown partition, or one session
+            listed twice (which of its rows holds the truth cannot be told).
+    """
     p = spec.partitions
     path = Path(root) / p["file"]
     if not path.is_file():
         raise LayoutError(f"partition file {path} does not exist; is --root the corpus folder "
                           f"of spec {spec.name!r}?")
-    table = pd.read_csv(path, dtype=str)
+    table = _partition_table(path)
     cols = [p["session_column"], p["subject_column"], p["partition_column"]]
     missing = [c for c in cols if c not in table.columns]
     if missing:
-        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)} that spec {spec.name!r} names")
-    bad = sorted(set(table[p["partition_column"]]) - set(p["names"]))
-    if bad:
-        raise ValueError(f"{path} names unknown partition(s) {bad}; allowed: {p['names']}")
-    return [Session(str(r[cols[0]]), str(r[cols[1]]), str(r[cols[2]]), fields={"session": str(r[cols[0]])})
+        raise LayoutError(f"{path} lacks the column(s) {', '.join(missing)} that spec {spec.name!r} names "
+                          f"(it has {', '.join(map(str, table.columns))}); its first line must name the columns")
+    for line, row in table.iterrows():
+        empty = [c for c in cols if not row[c]]
+        if empty:
+            raise LayoutError(f"{path} line {line} has no {' and no '.join(empty)}; fill it in or remove the row")
+        if row[cols[2]] not in p["names"]:
+            raise LayoutError(f"{path} line {line}: partition {row[cols[2]]!r} of session {row[cols[0]]} is not "
+                              f"one of {', '.join(p['names'])}; allowed: {p['names']}")
+    lines = table.groupby(cols[0], sort=False).groups
+    for session, at in lines.items():
+        if len(at) > 1:
+            rows = "; ".join(f"line {n}: {','.join(table.loc[n, cols])}" for n in at)
+            raise LayoutError(f"{path} lists session {session} {len(at)} times ({rows}); keep one row per "
+                              f"session, since which one holds its subject and partition cannot be told")
+    return [Session(r[cols[0]], r[cols[1]], r[cols[2]], fields={"session": r[cols[0]]})
             for _, r in table.iterrows()]
 
 
@@ -151,7 +186,8 @@ def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
 
     Raises:
         LayoutError: when the root is not a folder, or no video or no rating file at all matches the
-            spec (a wrong --root or a spec that does not fit the copy), naming the pattern expected.
+            spec (a wrong --root or a spec that does not fit the copy), naming the pattern expected;
+            or when the partition file is unreadable or lists a session twice (`read_partitions`).
     """
     root = Path(root)
     if not root.is_dir():
@@ -172,13 +208,16 @@ def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
         for dim in dims:
             ratings[tuple(fields[f] for f in rfields)][dim].append(path)
 
+    unlisted: list[Path] = []
     if spec.listed_in_file:
         candidates = read_partitions(spec, root)
-    else:
-        if not video_found:
-            raise _nothing_found(spec, root, "video", spec.video_templates)
-        if not ratings_found and set(spec.partitions["names"]) - unlabelled_parts:
-            raise _nothing_found(spec, root, "ratings", [spec.ratings_template])
+        listed = {s.session for s in candidates}
+        unlisted = sorted(path for fields, path in video_found + ratings_found if fields.get("session") not in listed)
+    if not video_found:
+        raise _nothing_found(spec, root, "video", spec.video_templates)
+    if not ratings_found and set(spec.partitions["names"]) - unlabelled_parts:
+        raise _nothing_found(spec, root, "ratings", [spec.ratings_template])
+    if not spec.listed_in_file:
         name = PathTemplate(spec.sessions.get("name", "{session}"))
         by_name: dict[str, dict[str, str]] = {}
         for role in spec.sessions.get("discover", ["video", "ratings"]):
@@ -201,4 +240,4 @@ def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
             problems.append({"session": s.session, "error": error})
         else:
             (sessions if s.ratings else unlabelled).append(s)
-    return Discovery(sessions=sessions, unlabelled=unlabelled, problems=problems)
+    return Discovery(sessions=sessions, unlabelled=unlabelled, problems=problems, unlisted=unlisted)

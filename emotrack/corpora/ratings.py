@@ -152,10 +152,15 @@ class RatingTrack:
     files: list[Path]
 
 
-def _column(table: pd.DataFrame, name: str, path: Path) -> np.ndarray:
+def _column(table: pd.DataFrame, name: str, path: Path, separator: str = ",") -> np.ndarray:
     if name not in table.columns:
-        raise RatingsError(f"rating file {path} lacks the column {name!r} "
-                           f"(it has {', '.join(map(str, table.columns))})")
+        found = ", ".join(map(str, table.columns))
+        other = [sep for sep in (";", "\t", ",", "|", " ") if sep != separator
+                 and len(table.columns) == 1 and sep in str(table.columns[0])]
+        fix = (f"; its lines seem separated by {other[0]!r}, not the spec's ratings.separator {separator!r}: "
+               f"write it with {separator!r} or set ratings.separator in a spec of your own") if other else \
+            "; rename the column, or name the file's own in ratings.time_column / value_column / columns"
+        raise RatingsError(f"rating file {path} lacks the column {name!r} (it has {found}){fix}")
     values = pd.to_numeric(table[name].astype(str).str.strip().str.strip("'\""), errors="coerce")
     return values.to_numpy(dtype=np.float64)
 
@@ -167,14 +172,18 @@ def _read_rating_file(spec: CorpusSpec, path: Path, dims: list[str], rate: float
     if not path.is_file():
         raise RatingsError(f"rating file {path} does not exist")
     if path.stat().st_size == 0:
-        raise RatingsError(f"rating file {path} is empty")
+        raise RatingsError(f"rating file {path} is empty (0 bytes); write its ratings there, one row per "
+                           f"rating step, or remove the session from the corpus")
     table, meta = RATING_READERS[r["format"]](spec, path)
     if len(table) < 2:
-        raise RatingsError(f"rating file {path} holds {'no' if len(table) == 0 else 'only one'} rating row")
+        raise RatingsError(f"rating file {path} holds {'no' if len(table) == 0 else 'only one'} rating row; "
+                           f"write its ratings there, one row per rating step, or remove the session from "
+                           f"the corpus")
+    sep = r.get("separator", ",")
     if r.get("time_column"):
-        times = _column(table, r["time_column"], path)
+        times = _column(table, r["time_column"], path, sep)
     elif r.get("index_column"):
-        times = _column(table, r["index_column"], path) / rate
+        times = _column(table, r["index_column"], path, sep) / rate
     else:
         times = np.arange(len(table)) / rate
     raw = {}
@@ -185,13 +194,18 @@ def _read_rating_file(spec: CorpusSpec, path: Path, dims: list[str], rate: float
             names = [r["value_column"]]
         else:
             names = [dim]
-        raw[dim] = np.stack([_column(table, n, path) for n in names], axis=1)
+        raw[dim] = np.stack([_column(table, n, path, sep) for n in names], axis=1)
     bad = ~np.isfinite(np.concatenate([times[:, None]] + list(raw.values()), axis=1)).all(axis=1)
     if bad.any():
         raise RatingsError(f"rating file {path} holds NaN, infinite or non-numeric values (first at data "
                            f"row {int(np.flatnonzero(bad)[0]) + 1}); fill or remove them before preprocessing")
-    if np.any(np.diff(times) <= 0):
-        raise RatingsError(f"rating file {path}: time stamps must increase strictly")
+    steps = np.diff(times)
+    if np.any(steps <= 0):
+        row = int(np.flatnonzero(steps <= 0)[0]) + 1
+        what = (f"repeats the time of the row before ({times[row]:g} s)" if steps[row - 1] == 0 else
+                f"({times[row]:g} s) comes after a later time ({times[row - 1]:g} s)")
+        raise RatingsError(f"rating file {path}: time stamps must increase strictly, but data row {row + 1} "
+                           f"{what}; sort the rows by time and keep one row per time")
     return times, raw, meta
 
 
@@ -232,7 +246,8 @@ def read_ratings(spec: CorpusSpec, files: dict[str, Path], video_fps: float | No
                 row = int(np.flatnonzero(out)[0])
                 raise RatingsError(f"rating file {path} holds {dim} values outside the spec's range "
                                    f"[{low:g}, {high:g}] (first at data row {row + 1}: "
-                                   f"{', '.join(f'{v:g}' for v in cols[row])})")
+                                   f"{', '.join(f'{v:g}' for v in cols[row])}); correct them, or give the "
+                                   f"scale the file uses in the spec's ratings.range")
             columns[dim] = cols.mean(axis=1)
     valid = ~marked
     if not valid.any():

@@ -34,6 +34,10 @@ import numpy as np
 #: Samples per second of the stored audio (Tzirakis et al. 2017).
 AUDIO_RATE = 16000
 
+#: A recording whose RMS over the session stays below this (-80 dB full scale) is silent: a muted or
+#: disconnected microphone, nothing a speech model can learn from.
+SILENCE_RMS = 1e-4
+
 
 class AudioError(RuntimeError):
     """An audio file or sound track that is missing, unreadable, empty or does not match its video."""
@@ -92,6 +96,9 @@ def read_audio(path: str | Path, rate: int = AUDIO_RATE, relative_to_video: bool
     if not path.is_file():
         raise AudioError(f"audio file {path} does not exist; check the spec's audio.path and --root, "
                          f"or pass --no-audio")
+    if path.stat().st_size == 0:
+        raise AudioError(f"audio file {path} is empty (0 bytes); copy it again from the corpus, or pass "
+                         f"--no-audio")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
@@ -186,19 +193,17 @@ def session_audio(path: str | Path, frame_times: np.ndarray, fps: float, video_e
     Args:
         path: the audio file, or the video whose sound track is used (``own_track``).
         frame_times: (T,) the stored frames' time stamps, seconds.
-        video_end_s: where the video ends; audio whose end differs by more than
-            ``max_length_mismatch_s`` belongs to another recording and is refused.
+        video_end_s: where the video ends; audio whose start or end differs from the video's by more
+            than ``max_length_mismatch_s`` is refused (`check_span`).
     Returns:
         audio float32 (T, S) with ``S = samples_per_frame(fps, rate)``, and its manifest entry
-        (source, rates, samples per frame, normalisation mean and std in full-scale units).
+        (source, rates, samples per frame, normalisation mean and std in full-scale units, the
+        recording's RMS over the session and ``silent``: below `SILENCE_RMS`).
     Raises:
         AudioError: naming the file.
     """
     audio = read_audio(path, rate, relative_to_video=own_track)
-    if abs(audio.end_s - video_end_s) > max_length_mismatch_s:
-        raise AudioError(f"audio {audio.path} lasts until {audio.end_s:.2f} s but its video ends at "
-                         f"{video_end_s:.2f} s (tolerance {max_length_mismatch_s} s); check that they belong "
-                         f"to the same session, or pass --no-audio")
+    check_span(audio, video_end_s, max_length_mismatch_s)
     frame_samples = samples_per_frame(fps, rate)
     span = covered_span(len(audio.samples), frame_times, audio.start_s, frame_samples, rate)
     if span[1] <= span[0]:
@@ -206,7 +211,25 @@ def session_audio(path: str | Path, frame_times: np.ndarray, fps: float, video_e
                          f"frames of its video; pass --no-audio")
     normalised, mean, std = normalise(audio.samples, span)
     windows = frame_windows(normalised, frame_times, frame_samples, audio.start_s, rate)
+    rms = float(np.sqrt(np.mean(np.square(audio.samples[span[0]:span[1]], dtype=np.float64))))
     info = {"source": str(audio.path), "own_track": bool(own_track), "source_rate": audio.source_rate,
             "source_channels": audio.source_channels, "sample_rate": rate, "samples_per_frame": frame_samples,
-            "start_s": round(audio.start_s, 6), "mean": mean, "std": std}
+            "start_s": round(audio.start_s, 6), "mean": mean, "std": std, "rms": rms, "silent": rms < SILENCE_RMS}
     return windows, info
+
+
+def check_span(audio: Audio, video_end_s: float, tolerance_s: float = 1.0) -> None:
+    """One rule at both ends: a recording that starts later or earlier than its video's first frame, or
+    ends earlier or later than its video, by more than ``tolerance_s`` does not belong to it as it is.
+
+    Raises:
+        AudioError: naming the file, the end that is off and by how much.
+    """
+    for audio_end, video_end, audio_s, video_s in (("starts at", "starts at", audio.start_s, 0.0),
+                                                   ("lasts until", "ends at", audio.end_s, video_end_s)):
+        gap = audio_s - video_s
+        if abs(gap) > tolerance_s:
+            raise AudioError(f"audio {audio.path} {audio_end} {audio_s:.2f} s but its video {video_end} "
+                             f"{video_s:.2f} s ({abs(gap):.2f} s {'later' if gap > 0 else 'earlier'}; tolerance "
+                             f"{tolerance_s:g} s at either end); check that they belong to the same session and "
+                             f"are in sync, or pass --no-audio")

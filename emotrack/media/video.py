@@ -17,6 +17,48 @@ class VideoError(RuntimeError):
     """A video file that is missing, unreadable or holds no video frames."""
 
 
+def _iso_boxes(path: Path) -> list[tuple[str, int, int]] | None:
+    """The top-level boxes of an ISO base media file (MP4, MOV) as (type, offset, declared size), or
+    None when the file does not start like one."""
+    import struct
+
+    boxes, size_on_disk = [], path.stat().st_size
+    with open(path, "rb") as fh:
+        offset = 0
+        while offset + 8 <= size_on_disk:
+            fh.seek(offset)
+            size, kind = struct.unpack(">I4s", fh.read(8))
+            if size == 1 and offset + 16 <= size_on_disk:
+                size = struct.unpack(">Q", fh.read(8))[0]
+            elif size == 0:
+                size = size_on_disk - offset
+            if size < 8 or not all(32 <= b < 127 for b in kind):
+                break
+            boxes.append((kind.decode("latin-1"), offset, size))
+            offset += size
+    return boxes if boxes and boxes[0][0] == "ftyp" else None
+
+
+def _unreadable(path: Path, err: Exception) -> VideoError:
+    """Why FFmpeg cannot open a file: empty, a cut MP4 (its index lost), or not a video at all."""
+    size = path.stat().st_size
+    if size == 0:
+        return VideoError(f"video {path} is empty (0 bytes); copy the session's video again from the corpus")
+    boxes = _iso_boxes(path)
+    if boxes is not None:
+        kind, offset, declared = boxes[-1]
+        if offset + declared > size or "moov" not in {b[0] for b in boxes}:
+            return VideoError(f"video {path} is truncated: the file ends after {size} bytes, inside its "
+                              f"{kind!r} box, before the index ('moov') of its frames, so no frame can be "
+                              f"decoded (last good time: none); copy the session's video again from the corpus")
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    text = head and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
+    what = "text" if text else "data FFmpeg does not recognise as any video format"
+    return VideoError(f"video {path} is not a video file: it holds {what} ({err}); put the session's video "
+                      f"file there (a file renamed to .mp4 does not become a video)")
+
+
 def _open(path: Path):
     import av
 
@@ -25,11 +67,11 @@ def _open(path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
-        raise VideoError(f"video {path} cannot be read ({err}); re-encode it, e.g. "
-                         f"`ffmpeg -i {path.name} -c:v libx264 out.mp4`") from err
+        raise _unreadable(path, err) from err
     if not container.streams.video:
+        what = "only sound" if container.streams.audio else "no stream FFmpeg can decode"
         container.close()
-        raise VideoError(f"{path} holds no video stream")
+        raise VideoError(f"{path} holds no video stream ({what}); put the session's video file there")
     return container
 
 
@@ -43,6 +85,13 @@ def video_fps(path: str | Path) -> float:
         container.close()
 
 
+def _declared_end(stream) -> float | None:
+    """Where a video stream says it ends, in seconds of its time stamps (None when it does not say)."""
+    if not stream.duration or not stream.time_base:
+        return None
+    return float((stream.start_time or 0) + stream.duration) * float(stream.time_base)
+
+
 def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
     """Decode a video frame by frame.
 
@@ -50,12 +99,15 @@ def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
         (time in seconds, RGB frame uint8 (H, W, 3)), in presentation order.
 
     Raises:
-        VideoError: naming the file, when it cannot be opened or decoding fails part-way.
+        VideoError: naming the file, when it cannot be opened (empty, not a video, cut before its index)
+            or is truncated: decoding fails part-way, or its frames stop more than two frames (and 0.1 s)
+            before the end its stream declares; the message gives the last good time.
     """
     import av
 
     path = Path(path)
     container = _open(path)
+    last = None
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -69,9 +121,18 @@ def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
             else:
                 raise VideoError(f"{path}: frames carry no time stamps and no frame rate is declared")
             yield t, frame.to_ndarray(format="rgb24")
+            last = t
             index += 1
+        end = _declared_end(stream)
+        step = 1.0 / rate if rate else 0.0
+        if end is not None and last is not None and end - (last + step) > max(2 * step, 0.1):
+            raise VideoError(f"video {path} is truncated: its frames stop at {last:.2f} s (the last good time) "
+                             f"but its stream declares {end:.2f} s; copy the session's video again from "
+                             f"the corpus")
     except av.error.FFmpegError as err:
-        raise VideoError(f"video {path} could not be decoded ({err}); the file may be truncated") from err
+        good = f"{last:.2f} s" if last is not None else "none, no frame decoded"
+        raise VideoError(f"video {path} is truncated or damaged: decoding failed after its last good time "
+                         f"({good}) ({err}); copy the session's video again from the corpus") from err
     finally:
         container.close()
 

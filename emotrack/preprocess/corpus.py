@@ -21,12 +21,21 @@ Scale and resumption:
   finishes, they are merged into ``manifest.json`` at once; `merge_shards` (``emotrack
   preprocess --merge-shards``) does it by hand, e.g. after copying the parts of several machines
   into one folder. The merged manifest equals that of one unsharded run.
-- Resumption: a session whose record exists and whose SHA-256 matches its entry in a manifest, a
-  shard part or a journal of the same corpus, root and options in the folder is kept, not redone; a
-  missing, truncated or otherwise changed record is redone. As sessions finish, their entries are
-  appended to a journal (``manifest.partial.jsonl``, or ``manifest.shard-i-of-n.partial.jsonl``; one
-  JSON line each, a torn last line is ignored), so that an interrupted run resumes where it stopped;
-  the journal is removed once the manifest is written.
+- Resumption: a session is kept, not redone, when an entry of a manifest, a shard part or a journal
+  of the same spec, root and options in the folder was made from its inputs as they are now (its
+  video, rating and audio files by content, its partition and subject; `emotrack.preprocess.inputs`)
+  and its record is on disk with the SHA-256 the entry names; otherwise it is redone, and the log says
+  what changed. As sessions finish, their entries are appended to a journal (``manifest.partial.jsonl``,
+  or ``manifest.shard-i-of-n.partial.jsonl``; one JSON line each, a torn last line is ignored), so that
+  an interrupted run resumes where it stopped; the journal is removed once the manifest is written.
+  The manifest lists the corpus as it is now: the records of sessions it no longer has (or that
+  failed after their inputs changed) are deleted, with a line each.
+
+Before the first session is decoded, a run tries the output folder (`check_output`), reads the
+partition file strictly (a session listed twice stops the run), warns of files that the partition
+file does not list, stops with nothing written when the spec finds no session, removes the temporary
+files of runs that were stopped, and checks every session it will do (`check_session`: rating files
+read, video opened); a run that stops before its first record leaves no folder it made behind.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +51,16 @@ from emotrack.corpora.layout import Session, discover
 from emotrack.corpora.schema import CorpusSpec
 from emotrack.corpora.spec import SpecError, load_spec, with_overrides
 from emotrack.faces.finder import FaceFinder
-from emotrack.preprocess.options import PreprocessOptions, PreprocessReport
-from emotrack.preprocess.session import SESSION_ERRORS, process_session
+from emotrack.preprocess.inputs import (
+    HASH_CACHE,
+    HashCache,
+    changed_inputs,
+    check_output,
+    remove_stale_temporaries,
+    session_inputs,
+)
+from emotrack.preprocess.options import PreprocessError, PreprocessOptions, PreprocessReport
+from emotrack.preprocess.session import SESSION_ERRORS, check_session, process_session
 from emotrack.records.manifest import (
     FORMAT,
     MANIFEST,
@@ -170,17 +188,53 @@ def _earlier_entries(out_dir: Path, fingerprint: dict[str, Any]) -> dict[str, li
     return found
 
 
-def _verified(out_dir: Path, session: str, candidates: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
-    """The earlier entry whose record is on disk with the checksum it names, or None and why not."""
+def _verified(out_dir: Path, session: str, candidates: list[dict[str, Any]],
+              inputs: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The earlier entry made from the session's inputs as they are now whose record is on disk with the
+    checksum it names, or None and why not."""
+    same = [entry for entry in candidates if entry.get("inputs") == inputs]
+    if not same:
+        return None, changed_inputs(candidates[-1].get("inputs"), inputs)
     expected = f"sessions/{session}.tfrecord"
     path = out_dir / expected
     if not path.is_file():
         return None, f"its record {path} is missing"
     digest = file_sha256(path)
-    for entry in candidates:
+    for entry in same:
         if entry.get("file") == expected and entry.get("sha256") == digest:
             return entry, ""
     return None, f"its record {path} does not match the checksum in the manifest (truncated or changed)"
+
+
+def _write(path: Path, manifest: dict[str, Any]) -> None:
+    try:
+        write_manifest(path, manifest)
+    except OSError as err:
+        raise PreprocessError(f"cannot write {path}: {err.strerror or err}; free space on its disk (or make "
+                              f"{path.parent} writable) and run the same command again") from err
+
+
+def _remove_stale_records(out_dir: Path, keep: set[str], corpus: set[str], listed: set[str], log) -> None:
+    """Delete the records no session of this run stands behind: those of sessions no longer in the
+    corpus, and of sessions whose inputs changed but failed now (``keep``: the sessions written or kept,
+    and those of other shards; ``listed``: the sessions of the manifest before this run)."""
+    for path in sorted((out_dir / "sessions").glob("*.tfrecord")):
+        session = path.stem
+        if session in keep:
+            continue
+        path.unlink()
+        if session in corpus:
+            log(f"session {session}: its earlier record {path} was deleted (its inputs changed, and it failed now)")
+        else:
+            log(f"session {session} is no longer in the corpus: its record {path} was deleted"
+                + (" and it is no longer in the manifest" if session in listed else ""))
+
+
+def _no_session(spec: CorpusSpec, root: Path, problems: list[dict[str, str]], out_dir: Path) -> PreprocessError:
+    listed = "; ".join(f"{p['session']}: {p['error']}" for p in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return PreprocessError(f"spec {spec.name!r} finds no session to preprocess under {root}"
+                           + (f": {listed}{more}" if problems else "") + f"; no manifest was written to {out_dir}")
 
 
 def _check_audio_option(spec: CorpusSpec, options: PreprocessOptions) -> None:
@@ -206,15 +260,16 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     Args:
         workers: processes that preprocess sessions in parallel, each with its own face detector.
         shard: ``(i, n)``: only sessions i, i + n, ... of the corpus' session order.
-        resume: keep the sessions of an earlier run of the same corpus, root and options whose records
-            pass their checksum (see the module docstring); False redoes every session.
+        resume: keep the sessions of an earlier run of the same corpus, root and options made from the
+            same inputs whose records pass their checksum (see the module docstring); False redoes every
+            session.
     Raises:
         SpecError: a spec or an option that does not fit it.
-        LayoutError: a root that is not the corpus the spec describes (nothing found where it says);
-            nothing is written then.
+        LayoutError: a root that is not the corpus the spec describes (nothing found where it says), or
+            a partition file that cannot be read or lists a session twice; nothing is written then.
+        PreprocessError: an output folder that cannot be written, no session to preprocess (nothing is
+            written), or a disk that fills up (the sessions written so far are kept for a rerun).
     """
-    from tqdm import tqdm
-
     spec = spec if isinstance(spec, CorpusSpec) else load_spec(spec)
     options = options or PreprocessOptions()
     spec = with_overrides(spec, video_path=options.video_path, video_fps=options.video_fps, rater=options.rater)
@@ -222,8 +277,35 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     if shard is not None:
         shard = parse_shard(f"{shard[0]}/{shard[1]}")
     root, out_dir = Path(root), Path(out_dir)
+    check_output(out_dir)
     found = discover(spec, root)
-    (out_dir / "sessions").mkdir(parents=True, exist_ok=True)
+    if found.unlisted:
+        more = f" and {len(found.unlisted) - 10} more" if len(found.unlisted) > 10 else ""
+        log(f"warning: {len(found.unlisted)} file(s) match the spec's paths but {spec.partitions['file']} does not "
+            f"list their session, so they are not preprocessed: {', '.join(map(str, found.unlisted[:10]))}{more}; "
+            f"add their sessions to {spec.partitions['file']} (or remove the files)")
+    if not found.sessions:
+        raise _no_session(spec, root, found.problems, out_dir)
+    created = not out_dir.exists()
+    try:
+        return _run(spec, root, out_dir, options, found, progress, log, workers, shard, resume)
+    except BaseException as err:
+        # Stopped before anything was written: a folder this run made is not left behind.
+        if created and not any((out_dir / "sessions").glob("*.tfrecord")):
+            shutil.rmtree(out_dir, ignore_errors=True)
+        if isinstance(err, OSError):  # the sessions' own files fail the session: this is the output
+            raise PreprocessError(f"cannot write {err.filename or out_dir}: {err.strerror or err}; free space on "
+                                  f"its disk (or make it writable) and run the same command again: the sessions "
+                                  f"written so far are kept") from err
+        raise
+
+
+def _run(spec: CorpusSpec, root: Path, out_dir: Path, options: PreprocessOptions, found, progress: bool, log,
+         workers: int, shard: tuple[int, int] | None, resume: bool) -> PreprocessReport:
+    from tqdm import tqdm
+
+    for path in remove_stale_temporaries(out_dir, out_dir / "sessions"):
+        log(f"removed {path}, left by a run that was stopped")
     failed = list(found.problems)
     for f in failed:
         log(f"session {f['session']} was skipped: {f['error']}")
@@ -231,33 +313,57 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     mine = found.sessions[shard[0]::shard[1]] if shard else list(found.sessions)
     fingerprint = _fingerprint(spec, root, options)
     name = shard_manifest_name(*shard) if shard else MANIFEST
+    before = {e.get("session") for e in (read_manifest_file(out_dir / MANIFEST) or {}).get("sessions", [])}
 
+    cache = HashCache(out_dir / HASH_CACHE)
+    inputs = {s.session: session_inputs(spec, root, s, options, cache) for s in mine}
     results: dict[str, dict[str, Any]] = {}
     earlier = _earlier_entries(out_dir, fingerprint) if resume else {}
     for info in mine:
         if info.session in earlier:
-            entry, why = _verified(out_dir, info.session, earlier[info.session])
+            entry, why = _verified(out_dir, info.session, earlier[info.session], inputs[info.session])
             if entry is not None:
                 results[info.session] = entry
             else:
                 log(f"session {info.session} is redone: {why}")
     skipped = [s.session for s in mine if s.session in results]
     if skipped:
-        log(f"{len(skipped)} session(s) already preprocessed with these options (checksums verified): kept")
-    todo = [s for s in mine if s.session not in results]
+        log(f"{len(skipped)} session(s) already preprocessed from the same inputs with these options (inputs "
+            f"and checksums verified): kept")
 
-    journal = _Journal(out_dir / _journal_name(name), fingerprint)
+    # Every session is checked before the first is decoded, so that a bad file is named at once.
     errors: dict[str, dict[str, str]] = {}
+    for info in mine:
+        if info.session not in results:
+            try:
+                check_session(spec, root, info, options)
+            except SESSION_ERRORS as err:
+                errors[info.session] = {"session": info.session, "error": str(err)}
+                log(f"session {info.session} failed and was skipped: {err}")
+    todo = [s for s in mine if s.session not in results and s.session not in errors]
+    if not shard and not results and not todo:
+        raise _no_session(spec, root, failed + list(errors.values()), out_dir)
+
+    (out_dir / "sessions").mkdir(parents=True, exist_ok=True)
+    cache.save()
+    journal = _Journal(out_dir / _journal_name(name), fingerprint)
 
     def collect(info: Session, outcome: tuple[str, dict[str, Any]]) -> None:
         status, item = outcome
         if status == "done":
+            item = {**item, "inputs": inputs[info.session]}
             results[info.session] = item
             journal.add(item)
             for part, seconds in item.get("trimmed_s", {}).items():
                 if seconds * item["fps"] >= 1.0:
                     log(f"session {info.session}: the last {seconds:.2f} s of its {part} were cut to the "
                         f"{'ratings' if part == 'video' else 'video'}' length (within the tolerance)")
+            if item.get("audio_unusable"):
+                log(f"warning: session {info.session} is stored without audio, for visual models only: "
+                    f"{item['audio_unusable']}")
+            elif item.get("audio") and item["audio"].get("silent"):
+                log(f"warning: session {info.session}: its audio {item['audio']['source']} is silent (RMS "
+                    f"{item['audio']['rms']:.1e} of full scale); check the recording, or pass --no-audio")
         else:
             errors[info.session] = item
             log(f"session {info.session} failed and was skipped: {item['error']}")
@@ -293,11 +399,17 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
 
     done = [results[s.session] for s in mine if s.session in results]
     failed += [errors[s.session] for s in mine if s.session in errors]
+    if not shard and not done:
+        journal.remove()
+        raise _no_session(spec, root, failed, out_dir)
     unlabelled = [{"session": s.session, "partition": s.partition, "video": str(s.video)} for s in found.unlabelled]
     base = {**fingerprint, "format": FORMAT}
     shard_info = {"index": shard[0], "count": shard[1], "order": order} if shard else None
-    write_manifest(out_dir / name, build_manifest(base, done, failed, unlabelled, shard_info))
+    _write(out_dir / name, build_manifest(base, done, failed, unlabelled, shard_info))
     journal.remove()
+    others = set(order) - {s.session for s in mine}
+    corpus = set(order) | {f["session"] for f in failed} | {s.session for s in found.unlabelled}
+    _remove_stale_records(out_dir, {e["session"] for e in done} | others, corpus, before, log)
     report = PreprocessReport(out_dir=out_dir, done=done, failed=failed, unlabelled=unlabelled, skipped=skipped,
                               manifest=out_dir / name)
     if shard:
@@ -326,6 +438,6 @@ def merge_shards(out_dir: str | Path, count: int | None = None) -> PreprocessRep
     """
     out_dir = Path(out_dir)
     manifest = merge_shard_parts(read_shard_parts(out_dir, count))
-    write_manifest(out_dir / MANIFEST, manifest)
+    _write(out_dir / MANIFEST, manifest)
     return PreprocessReport(out_dir=out_dir, done=manifest["sessions"], failed=manifest["failed"],
                             unlabelled=manifest["unlabelled"], manifest=out_dir / MANIFEST, merged=True)

@@ -32,6 +32,10 @@ from emotrack.preprocess.align import RESAMPLE
 from emotrack.records.tfrecord import IMAGE_FORMATS
 
 
+class PreprocessError(ValueError):
+    """A run that cannot go on: nothing to preprocess, or an output that cannot be written."""
+
+
 @dataclasses.dataclass
 class PreprocessOptions:
     """What preprocessing does to every frame; written to the manifest as ``options``.

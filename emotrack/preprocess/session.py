@@ -33,8 +33,12 @@ read; such frames are therefore written with ``face_present = 0``. The manifest 
 Audio (:mod:`emotrack.media.audio`), where the corpus has it: the session's audio file when the spec gives
 ``audio.path``, else the video's own sound track; 16 kHz mono, normalised per session, stored with
 each frame (``audio`` in the record, ``audio`` in the session's manifest entry; ``false`` without).
-A missing or unreadable audio file fails the session before its frames are decoded; the length checks
-of video, ratings and audio come once the video has been read to its end.
+Audio is a need only with ``--audio``: then a missing or unreadable audio file fails the session before
+its frames are decoded, and audio out of step with its video (`emotrack.media.audio.check_span`: more than
+``max_length_mismatch_s`` apart at its start or its end) fails it once the video has been read to its
+end. Otherwise such a session is written without audio, for visual models, and its manifest entry says
+why under ``audio_unusable`` (an audio model then refuses the corpus, naming it). A silent recording is
+stored, with ``silent: true`` in its entry's ``audio``, and warned about.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from emotrack.media.audio import (
 )
 from emotrack.media.video import VideoError, iter_frames, read_frames_dir, video_fps
 from emotrack.preprocess.align import align_ratings, align_valid, at_rate
-from emotrack.preprocess.options import PreprocessOptions
+from emotrack.preprocess.options import PreprocessError, PreprocessOptions
 from emotrack.records.manifest import file_sha256
 from emotrack.records.tfrecord import EncodedFrames, encode_image
 
@@ -206,29 +210,83 @@ def audio_source(spec: CorpusSpec, root: Path, info: Session, options: Preproces
     return None, False
 
 
+def _read_track(spec: CorpusSpec, info: Session) -> RatingTrack:
+    return read_ratings(spec, info.ratings, video_fps=None if spec.rating_rate_hz else _declared_fps(spec, info))
+
+
+def _audio_input(spec: CorpusSpec, root: Path, info: Session, options: PreprocessOptions
+                 ) -> tuple[Path | None, bool, str | None]:
+    """The session's audio source as `audio_source` finds it, checked before the video is decoded:
+    ``(path, own_track, None)``, or ``(None, False, why)`` when it is missing or unreadable.
+
+    Raises:
+        AudioError: with ``--audio`` (``options.audio`` True), which makes audio a need, not a bonus.
+    """
+    try:
+        source, own_track = audio_source(spec, root, info, options)
+        if source is not None and not has_audio_stream(source):
+            read_audio(source)  # raises the AudioError that says what is wrong with the file
+    except AudioError as err:
+        if options.audio:
+            raise
+        return None, False, str(err)
+    return source, own_track, None
+
+
+def check_session(spec: CorpusSpec, root: Path, info: Session, options: PreprocessOptions) -> None:
+    """What can be checked of a session without decoding its video, done for every session before the
+    first is preprocessed: its rating files read, its video opened (empty, not a video, cut before its
+    index) and, with ``--audio``, its audio found.
+
+    Raises:
+        One of `SESSION_ERRORS`, naming the file.
+    """
+    if spec.video.get("kind", "file") == "file":
+        video_fps(info.video)
+    elif not Path(info.video).is_dir():
+        raise VideoError(f"frame folder {info.video} does not exist; check the spec's video.path and --root")
+    _read_track(spec, info)
+    _audio_input(spec, root, info, options)
+
+
+def _write_record(target: Path, record: bytes) -> None:
+    import tensorflow as tf
+
+    try:
+        with atomic_path(target) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+            writer.write(record)
+    except (OSError, tf.errors.OpError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else getattr(err, "message", str(err))
+        raise PreprocessError(f"cannot write {target}: {reason}; free space on its disk (or choose another "
+                              f"--out) and run the same command again: the sessions written so far are "
+                              f"kept") from err
+
+
 def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
                     options: PreprocessOptions, detector: FaceFinder | None = None) -> dict[str, Any]:
     """Preprocess one session and write its TFRecord; returns its manifest entry.
 
+    Audio that cannot be used (missing, unreadable, out of step with its video; see
+    `emotrack.media.audio.check_span`) fails the session only with ``--audio``; otherwise the session is
+    written without audio and its entry says why under ``audio_unusable``.
+
     Args:
         detector: the face finder (`FaceTracker` or `FaceDetector`; its ``select`` is replaced by the
             session's side where the spec gives one); None: made from ``options``.
+    Raises:
+        One of `SESSION_ERRORS` for a fault of the session's files; `PreprocessError` when the record
+        cannot be written (a full disk), which stops the run.
     """
-    import tensorflow as tf
-
     from emotrack.records.tfrecord import session_to_example
 
     detector = detector if detector is not None else options.face_finder()
     video_path = info.video
     ratings_files = ", ".join(sorted({str(p) for p in info.ratings.values()}))
     # The ratings are read first: a bad rating file fails before the (slow) decoding.
-    track: RatingTrack = read_ratings(spec, info.ratings, video_fps=None if spec.rating_rate_hz
-                                      else _declared_fps(spec, info))
+    track: RatingTrack = _read_track(spec, info)
     ratings_end = track.times[-1] + 1.0 / track.rate_hz
-    # The audio file, too: one that is missing or unreadable fails here, before the faces.
-    source, own_track = audio_source(spec, root, info, options)
-    if source is not None and not has_audio_stream(source):
-        read_audio(source)  # raises the AudioError that says what is wrong with the file
+    # The audio file, too: one that is missing or unreadable is known before the faces.
+    source, own_track, audio_unusable = _audio_input(spec, root, info, options)
 
     timeline = _Timeline(spec, info, until=ratings_end, rate=options.fps)
     select = info.face_select or options.select
@@ -243,8 +301,13 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
     frame_times = np.asarray(timeline.kept, np.float64)
     audio, audio_info = None, False
     if source is not None:
-        audio, audio_info = session_audio(source, frame_times, fps, video_end, own_track,
-                                          options.max_length_mismatch_s)
+        try:
+            audio, audio_info = session_audio(source, frame_times, fps, video_end, own_track,
+                                              options.max_length_mismatch_s)
+        except AudioError as err:
+            if options.audio:
+                raise
+            audio_unusable = str(err)
 
     aligned = align_ratings(track.times, track.values, frame_times, options.resample)
     valid = align_valid(track.times, track.valid, frame_times, options.resample)
@@ -258,9 +321,8 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
         image_format=options.image_format, rating_valid=valid, audio=audio,
         audio_rate=AUDIO_RATE if audio is not None else None, crops=dict(others))
     target = out_dir / "sessions" / f"{info.session}.tfrecord"
-    with atomic_path(target) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
-        writer.write(record)
-    return {
+    _write_record(target, record)
+    entry = {
         "session": info.session, "subject": subject, "partition": info.partition,
         "file": f"sessions/{target.name}", "sha256": file_sha256(target), "num_frames": int(len(frame_times)),
         "fps": float(fps), "video_fps": float(video_rate), "rating_rate": track.rate_hz,
@@ -272,6 +334,9 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
         "video": str(video_path), "ratings": sorted({str(p) for p in info.ratings.values()}),
         "audio": audio_info,
     }
+    if audio_unusable:
+        entry["audio_unusable"] = audio_unusable
+    return entry
 
 
 #: Errors that fail one session (reported, skipped) rather than the run.

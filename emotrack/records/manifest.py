@@ -80,7 +80,10 @@ def shard_manifest_name(index: int, count: int) -> str:
 
 def audio_summary(done: list[dict[str, Any]]) -> dict[str, Any]:
     """The manifest's ``audio``: ``sample_rate`` and ``samples_per_frame`` are set when every session holds
-    audio (and, for ``samples_per_frame``, all at one frame rate); None otherwise."""
+    audio (and, for ``samples_per_frame``, all at one frame rate); None otherwise. ``unusable`` maps the
+    sessions stored without audio because theirs could not be used to why (see
+    `emotrack.preprocess.session`); they are among ``sessions_without_audio``, which an audio model
+    refuses. Manifests written before it lack the key."""
     with_audio = [e for e in done if e.get("audio")]
     without = [e["session"] for e in done if not e.get("audio")]
     complete = bool(done) and not without
@@ -91,6 +94,7 @@ def audio_summary(done: list[dict[str, Any]]) -> dict[str, Any]:
         "channels": 1,
         "sessions_with_audio": len(with_audio),
         "sessions_without_audio": without,
+        "unusable": {e["session"]: e["audio_unusable"] for e in done if e.get("audio_unusable")},
         "normalisation": "zero mean, unit variance over each session's stored span (Tzirakis et al. 2017); "
                          "the mean and std of each session are in its entry, in full-scale units",
         "window": "frame k at time t_k holds samples [round(t_k * sample_rate), + samples_per_frame), "
