@@ -231,6 +231,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
         raise FileNotFoundError(f"run folder {run_dir} does not exist")
     if not video.is_file():
         raise VideoError(f"video {video} does not exist")
+    if video.stat().st_size == 0:
+        raise VideoError(f"video {video} is empty (0 bytes): it was not written completely; copy or record it again")
     for path, option in ((out_csv, "--out"), (overlay, "--overlay")):
         if path is not None:
             check_writable(path, option)  # before the video is decoded, not after

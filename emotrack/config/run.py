@@ -5,6 +5,7 @@ own time reduction)."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def load_checkpoint(run_dir: str | Path, name: str = "best.keras", compile: bool
         return load_model(path, compile=compile)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile.BadZipFile, KeyError, ... here
         others = sorted(p.name for p in Path(run_dir).glob("*.keras") if p.name != name and p.name[0] != ".")
-        why = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
+        # Keras calls a cut-short file "not found"; say what it is.
+        why = "not a complete .keras (zip) file" if not zipfile.is_zipfile(path) else \
+            f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
         raise RunFolderError(f"checkpoint {path} cannot be read, it is damaged ({why}); "
                              + (f"use another one (--checkpoint {others[0]}) or " if others else "")
                              + f"train the run again (`emotrack train ... --out {run_dir} --overwrite`)") from None

@@ -36,7 +36,9 @@ class RecordError(ValueError):
     """A preprocessed corpus whose manifest or records cannot be trusted: missing, damaged or changed."""
 
 
-def _redo(data_dir: Path) -> str:
+def _redo(data_dir: Path, records: bool = True) -> str:
+    if not records:
+        return f"re-run `emotrack preprocess` with the options the data was made with and --out {data_dir}"
     return (f"re-run `emotrack preprocess` with the options it was made with (manifest.json's \"options\") and "
             f"--out {data_dir}: it rewrites the records whose checksum fails")
 
@@ -50,11 +52,11 @@ def read_checked_manifest(data_dir: str | Path, needs: Sequence[str] = MANIFEST_
     try:
         manifest = read_manifest(data_dir)
     except (ValueError, UnicodeDecodeError) as err:
-        raise RecordError(f"{data_dir / MANIFEST} is damaged, not JSON ({err}); {_redo(data_dir)}") from None
+        raise RecordError(f"{data_dir / MANIFEST} is damaged, not JSON ({err}); {_redo(data_dir, False)}") from None
     lacks = [key for key in needs if not isinstance(manifest, dict) or key not in manifest]
     if lacks:
         raise RecordError(f"{data_dir / MANIFEST} is not a manifest written by `emotrack preprocess` (it lacks "
-                          f"{', '.join(lacks)}); {_redo(data_dir)}")
+                          f"{', '.join(lacks)}); {_redo(data_dir, False)}")
     return manifest
 
 

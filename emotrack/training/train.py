@@ -385,7 +385,8 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
                   f"{strategy.num_replicas_in_sync} replicas")
         n += bool(rest) and not drop
         if n == 0:
-            raise ValueError(f"{data_dir}: no {partition} session is as long as one clip ({data_cfg['window']} frames)")
+            raise ValueError(f"{data_dir}: no {partition} session is as long as one clip (data.window="
+                             f"{data_cfg['window']} frames x data.frame_step={step}); set a shorter data.window")
         return n, drop
 
     # Known lengths, so that Keras neither guesses nor warns at the end of the data.
