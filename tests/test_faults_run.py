@@ -146,6 +146,14 @@ def test_a_bad_value_found_after_the_folder_was_made_leaves_no_folder(tiny_tfr, 
     assert not out.exists()
 
 
+def test_an_overwrite_that_fails_before_writing_keeps_the_old_run(run, tiny_tfr, tmp_path):
+    folder = _run_copy(run, tmp_path)
+    config = (folder / "config.yaml").read_bytes()
+    _refused(_invoke(*_train_args(tiny_tfr, folder, "model.options.pooling=bogus"), "--overwrite"),
+             "pooling must be one of")
+    assert (folder / "config.yaml").read_bytes() == config and (folder / "best.keras").is_file()
+
+
 def test_train_checks_that_out_can_be_written_first(tiny_tfr, tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     out = tmp_path / "a-file" / "run"

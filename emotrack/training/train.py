@@ -193,25 +193,38 @@ def _truncate_history(path: Path, rows: int) -> None:
 def holds_run(out_dir: Path) -> bool:
     """Whether ``out_dir`` holds a run that trained at least one epoch (a checkpoint). A folder with only
     the config of a run that failed before its first epoch ended holds none: a new run replaces it."""
-    return (out_dir / CONFIG_FILE).exists() and (
-        latest_checkpoint(out_dir) is not None or any((out_dir / name).exists() for name in ("best.keras", "last.keras")))
+    return (out_dir / CONFIG_FILE).exists() and (latest_checkpoint(out_dir) is not None or any(
+        (out_dir / name).exists() for name in ("best.keras", "last.keras")))
+
+
+def _config_identity(out_dir: Path) -> int | None:
+    """The inode of the run's config.yaml (a new one each time it is written, atomically), or None."""
+    try:
+        return (out_dir / CONFIG_FILE).stat().st_ino
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
 def _removed_on_failure(out_dir: Path, resume: bool):
-    """Undo what a run wrote when it fails before its first epoch ended: the folder it made, or in a folder
-    that was there, the config, history and logs it wrote; a run with a checkpoint is left for --resume."""
-    made = not out_dir.exists()
+    """Undo what a new run wrote when it fails before its first epoch ended: the folder it made, or in a
+    folder that was there, the config, history and logs it wrote. Nothing is touched when it failed before
+    writing its config (a run being overwritten is then kept) or after a checkpoint (left for --resume)."""
+    made, before = not out_dir.exists(), _config_identity(out_dir)
     try:
         yield
     except BaseException:
-        if not resume and latest_checkpoint(out_dir) is None:
+        wrote = _config_identity(out_dir) not in (None, before)
+        if made and not wrote:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # made, but the config never reached it
+        if not resume and wrote and latest_checkpoint(out_dir) is None:
             if made:
                 shutil.rmtree(out_dir, ignore_errors=True)
             else:
-                for name in (CONFIG_FILE, "history.csv", "logs", CHECKPOINTS):
-                    path = out_dir / name
-                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                shutil.rmtree(out_dir / "logs", ignore_errors=True)
+                for name in (CONFIG_FILE, "history.csv"):
+                    (out_dir / name).unlink(missing_ok=True)
         raise
 
 
