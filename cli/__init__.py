@@ -6,8 +6,6 @@ import os
 
 import click
 
-# TensorFlow's C++ start-up chatter hides the command's own output; users can still set it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow 2.21's oneDNN bfloat16 kernels crash the process (a segmentation fault in the first
 # training step of train.mixed_precision=mixed_bfloat16) on CPUs with AMX; capping oneDNN at the
 # AVX-512 FP16 instruction set keeps float32 unchanged (AMX serves 16- and 8-bit types only). Set
@@ -27,12 +25,15 @@ from emotrack.cli.pretrain import pretrain
 from emotrack.cli.reproduce import reproduce
 from emotrack.cli.specs import specs
 from emotrack.cli.synth import synth
+from emotrack.cli.errors import EmotrackGroup, quiet_tensorflow
 from emotrack.cli.train import train
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EmotrackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="emotrack")
-def main() -> None:
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's start-up messages, and the traceback of an unexpected error.")
+def main(verbose: bool) -> None:
     """emotrack: continuous emotion recognition (arousal, valence) from face video.
 
     \b
@@ -42,7 +43,12 @@ def main() -> None:
     emotrack evaluate runs/a                                      # CCC report + plot
     emotrack predict runs/a video.mp4 --out va.csv                # a new video
     emotrack models --params                                      # the model zoo
+
+    An error in the input is one line naming the file or option and the fix. An unexpected error is
+    one line too, with the file its traceback was written to (--verbose shows it instead).
     """
+    if not verbose:
+        quiet_tensorflow()
 
 
 main.add_command(synth)

@@ -16,7 +16,11 @@ from emotrack.evaluation.postprocess import chain_names
               help="Post-processing chain fitted on devel (default: the run's config).")
 @click.option("--aggregation", type=click.Choice(["concat", "mean"]), default="concat", show_default=True,
               help="CCC over all sessions concatenated, or per session then averaged.")
-def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing):
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="Preprocessed data to evaluate on [the run's data.dir]; it must be the data the run was trained on.")
+@click.option("--allow-other-data", is_flag=True,
+              help="Score data whose manifest differs from the run's training data; report.json records it.")
+def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing, data_dir, allow_other_data):
     """Evaluate RUN_DIR on whole sessions: CCC per dimension, report.json and a plot.
 
     The post-processing chain is fitted on the devel partition only and applied unchanged to the
@@ -28,10 +32,13 @@ def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing):
     from emotrack.evaluation.report import evaluate as run_evaluation
 
     try:
-        report = run_evaluation(run_dir, list(partitions) or None, checkpoint, aggregation, postprocessing)
+        report = run_evaluation(run_dir, list(partitions) or None, checkpoint, aggregation, postprocessing,
+                                data_dir=data_dir, allow_other_data=allow_other_data)
         report = write_submissions(run_dir, report, log=click.echo)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
+    if not report["data"]["same_as_training"]:
+        click.echo(f"note: {report['data']['dir']} is not the data the run was trained on (--allow-other-data)")
     def fmt(value):
         return "n/a" if value is None else f"{value:.3f}"
 

@@ -26,8 +26,9 @@ def predict(run_dir, video, out_csv, overlay, checkpoint, no_postprocess, detect
 
     Writes a CSV with the columns time, the run's targets (arousal, valence, ...) and face_present, one
     row per frame. Faces are found and cut as the run's training data was preprocessed. The video is
-    streamed: any length fits in memory. Frames without a face are predicted from the last face seen and
-    flagged face_present 0; a video without any face is an error.
+    streamed: any length fits in memory. Frames without a face hold the prediction of the last frame with
+    a face (empty before the first face) and are flagged face_present 0; a video without any face is an
+    error, and so is a still image. --out and --overlay are checked writable before the video is decoded.
     """
     from emotrack.apps.predict import predict_video
     from emotrack.media.audio import AudioError

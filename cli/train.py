@@ -7,7 +7,7 @@ import click
 
 @click.command()
 @click.argument("experiment")
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
               help="The --out folder of `emotrack preprocess`.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder to create.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),

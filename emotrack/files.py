@@ -25,11 +25,54 @@ def temporary_path(path: str | Path, keep_suffix: bool = False) -> Path:
     return path.with_name(f".{stem}.{unique}.tmp{suffixes}")
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+class UnwritableError(ValueError):
+    """An output that cannot be written where it was asked for."""
+
+
+def check_writable(path: str | Path, option: str, folder: bool = False) -> Path:
+    """Make sure ``path`` can be written before any work is done for it: a file whose folder exists and
+    is writable, or (``folder``) a folder that exists or can be made in a writable one.
+
+    Args:
+        option: the command-line option that named it (``--out``), for the message.
+    Raises:
+        UnwritableError: naming the path, why, and the fix.
+    """
+    path = Path(path)
+    if folder:
+        where = path
+        while not os.path.lexists(where) and where != where.parent:
+            where = where.parent
     else:
-        path.unlink(missing_ok=True)
+        where = path.parent
+        if path.is_dir():
+            raise UnwritableError(f"{option} {path} is a folder; give a file name in it")
+        if not where.exists():
+            raise UnwritableError(f"{option} {path} cannot be written: the folder {where} does not exist; "
+                                  f"create it or choose another {option}")
+    if not where.is_dir():
+        raise UnwritableError(f"{option} {path} cannot be written: {where} is a file, not a folder; choose "
+                              f"another {option}")
+    probe = temporary_path(where / path.name)
+    try:
+        probe.open("x").close()
+    except OSError as err:
+        raise UnwritableError(f"{option} {path} cannot be written ({err.strerror or err}: {where}); choose "
+                              f"a folder you can write to, or make {where} writable") from None
+    _remove(probe)
+    return path
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder if it is there; cleanup never raises, so it cannot hide the error that
+    caused it."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _replace(tmp: Path, path: Path) -> None:

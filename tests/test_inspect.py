@@ -52,6 +52,26 @@ def test_cli_prints_the_summary_and_writes_a_sheet_of_k_crops_per_session(tiny_t
         assert image.size == (LABEL_WIDTH + 5 * (112 + 2 * BORDER), TITLE_HEIGHT + 3 * (112 + 2 * BORDER))
 
 
+def test_summary_figures_are_readable(tmp_path):
+    """A session of 169 frames at 26.3979 fps reads as two figures; a corpus without sound says so, and one
+    whose frame rates differ names no single number of audio samples per frame."""
+    from emotrack.apps.inspect_corpus import format_summary, summarize
+
+    entry = {"session": "long-session-name-01", "partition": "train", "file": "sessions/A.tfrecord",
+             "num_frames": 169, "fps": 26.3979, "duration_s": 6.4, "face_fraction": 1.0,
+             "rating_valid_fraction": 1.0, "audio": False}
+    (tmp_path / "manifest.json").write_text(json.dumps({"sessions": [entry], "partitions": {"train": [entry["session"]]},
+                                                       "audio": {"sample_rate": None}}))
+    text = format_summary(summarize(tmp_path))
+    row = next(line for line in text.splitlines() if line.startswith("long-session-name-01"))
+    assert row.split()[2:4] == ["169", "26.4"]
+    assert "audio: no audio" in text and "None" not in text
+    mixed = summarize(tmp_path)
+    mixed["audio"] = {"sessions_with_audio": 1, "sample_rate": 16000, "samples_per_frame": None}
+    text = format_summary(mixed)
+    assert "None" not in text and "samples per frame vary" in text
+
+
 def test_evenly_spaced_frames_span_the_session():
     assert evenly_spaced(40, 5).tolist() == [0, 10, 20, 29, 39]
     assert evenly_spaced(3, 8).tolist() == [0, 1, 2]

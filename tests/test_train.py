@@ -65,6 +65,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_tfr, tmp_path):
         np.testing.assert_array_equal(a, b)
     history, reference = pd.read_csv(run / "history.csv"), pd.read_csv(straight / "history.csv")
     assert list(history["epoch"]) == list(range(5))
+    # The epochs kept and those appended on resuming end their lines alike (Keras' CSV logger: CRLF).
+    raw = (run / "history.csv").read_bytes()
+    assert raw.count(b"\r\n") == raw.count(b"\n") == 6
     np.testing.assert_allclose(history["val_ccc"], reference["val_ccc"], rtol=1e-6)
 
 

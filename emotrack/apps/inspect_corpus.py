@@ -46,9 +46,9 @@ def summarize(data_dir: str | Path) -> dict[str, Any]:
         ``audio`` (``sessions_with_audio``, ``sample_rate``, ``samples_per_frame``), ``failed`` and
         ``unlabelled`` (lists from the manifest), and ``per_session`` (one dict per session).
     """
-    from emotrack.records.manifest import read_manifest
+    from emotrack.records.tfrecord import read_checked_manifest
 
-    manifest = read_manifest(data_dir)
+    manifest = read_checked_manifest(data_dir, needs=("sessions",))
     entries = manifest["sessions"]
 
     def totals(group: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,12 +76,27 @@ def summarize(data_dir: str | Path) -> dict[str, Any]:
     }
 
 
+def _rate(fps: float) -> str:
+    """A frame rate to two decimals, without trailing zeros (25, 29.97, 26.4)."""
+    return f"{fps:.2f}".rstrip("0").rstrip(".")
+
+
+def _audio_line(summary: dict[str, Any]) -> str:
+    a = summary["audio"]
+    if not a["sessions_with_audio"]:
+        return "no audio"
+    line = f"{a['sessions_with_audio']} of {summary['sessions']} sessions"
+    if a["sample_rate"]:
+        line += f", {a['sample_rate']:g} Hz, " + (
+            f"{a['samples_per_frame']} samples per frame" if a["samples_per_frame"]
+            else "samples per frame vary with the sessions' frame rates")
+    return line
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """:func:`summarize` as the text ``emotrack inspect`` prints."""
-    fps = ", ".join(f"{v:g}" for v in summary["fps"]) or "-"
-    a = summary["audio"]
-    audio = (f"{a['sessions_with_audio']} of {summary['sessions']} sessions"
-             + (f", {a['sample_rate']} Hz, {a['samples_per_frame']} samples per frame" if a["sample_rate"] else ""))
+    fps = ", ".join(_rate(v) for v in summary["fps"]) or "-"
+    audio = _audio_line(summary)
     lines = [f"{summary['sessions']} sessions, {summary['frames']} frames ({summary['duration_s']:.1f} s), "
              f"fps {fps}, face {summary['face_fraction']:.1%}, rating valid {summary['rating_valid_fraction']:.1%}",
              f"audio: {audio}", "",
@@ -89,10 +104,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     for name, p in summary["partitions"].items():
         lines.append(f"{name:<12}{p['sessions']:>9}{p['frames']:>9}{p['duration_s']:>10.1f}"
                      f"{p['face_fraction']:>8.1%}{p['rating_valid_fraction']:>8.1%}")
-    lines += ["", f"{'session':<20}{'partition':<10}{'frames':>7}{'fps':>7}{'face':>8}{'rated':>8}  audio"]
+    lines += ["", f"{'session':<20} {'partition':<10}{'frames':>9}{'fps':>8}{'face':>8}{'rated':>8}  audio"]
     for s in summary["per_session"]:
-        lines.append(f"{s['session']:<20}{s['partition']:<10}{s['frames']:>7}{s['fps']:>7g}{s['face_fraction']:>8.1%}"
-                     f"{s['rating_valid_fraction']:>8.1%}  {'yes' if s['audio'] else 'no'}")
+        lines.append(f"{s['session']:<20} {s['partition']:<10}{s['frames']:>9}{_rate(s['fps']):>8}"
+                     f"{s['face_fraction']:>8.1%}{s['rating_valid_fraction']:>8.1%}  {'yes' if s['audio'] else 'no'}")
     if summary["unlabelled"]:
         lines += ["", f"{len(summary['unlabelled'])} sessions without ratings (not written)"]
     lines += ["", f"failed: {len(summary['failed'])}"]

@@ -128,7 +128,7 @@ def write_submissions(run_dir: str | Path, report: dict[str, Any], log=print) ->
     if not partitions:
         return report
     config = load_run_config(run_dir)
-    manifest = read_manifest(config["data"]["dir"])
+    manifest = read_manifest((report.get("data") or {}).get("dir") or config["data"]["dir"])
     from emotrack.apps.predict import AudioError, NoFaceError, VideoError
 
     report["submissions"] = {}

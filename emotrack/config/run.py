@@ -5,6 +5,7 @@ own time reduction)."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ CHECKPOINT_WRITERS = {
 
 class CheckpointNotFoundError(FileNotFoundError):
     """A run folder lacks the checkpoint asked for."""
+
+
+class RunFolderError(ValueError):
+    """A run folder whose config or checkpoint is there but cannot be read."""
 
 
 def checkpoint_path(run_dir: str | Path, name: str = "best.keras") -> Path:
@@ -59,14 +64,51 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None
     return None
 
 
+def load_checkpoint(run_dir: str | Path, name: str = "best.keras", compile: bool = False):
+    """The Keras model of checkpoint ``name`` of a run folder (`checkpoint_path`).
+
+    Raises:
+        CheckpointNotFoundError: the file is missing.
+        RunFolderError: the file is there but is not a model Keras can read (damaged or cut short).
+    """
+    from emotrack.models import load_model
+
+    path = checkpoint_path(run_dir, name)
+    try:
+        return load_model(path, compile=compile)
+    except Exception as err:  # Keras raises ValueError, OSError, zipfile.BadZipFile, KeyError, ... here
+        others = sorted(p.name for p in Path(run_dir).glob("*.keras") if p.name != name and p.name[0] != ".")
+        # Keras calls a cut-short file "not found"; say what it is.
+        why = "not a complete .keras (zip) file" if not zipfile.is_zipfile(path) else \
+            f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
+        raise RunFolderError(f"checkpoint {path} cannot be read, it is damaged ({why}); "
+                             + (f"use another one (--checkpoint {others[0]}) or " if others else "")
+                             + f"train the run again (`emotrack train ... --out {run_dir} --overwrite`)") from None
+
+
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     """The resolved config ``emotrack train`` wrote to ``run_dir``, every key the schema declares in
     place (a run folder of an earlier version gets the defaults of the keys it lacks); a clear error
-    when there is none."""
+    when there is none or it cannot be read."""
+    from emotrack.config.schema import ConfigError
+
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; is {run_dir} a run folder written by `emotrack train`?")
-    return with_defaults(yaml.safe_load(path.read_text()))
+    fix = f"restore it, or train the run again (`emotrack train ... --out {run_dir} --overwrite`)"
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        raise RunFolderError(f"{path} is damaged: not valid YAML" + (f" (line {where.line + 1})" if where else "")
+                             + f"; {fix}") from None
+    if not isinstance(config, dict) or "experiment" not in config:
+        raise RunFolderError(f"{path} is not a run config written by `emotrack train` (it names no experiment); "
+                             f"{fix}")
+    try:
+        return with_defaults(config)
+    except (ConfigError, AttributeError, TypeError) as err:  # a section that is not a mapping
+        raise RunFolderError(f"{path} is damaged ({err}); {fix}") from None
 
 
 def input_contract(config: dict, fps: float) -> tuple[int, int]:

@@ -13,16 +13,52 @@ from typing import Any
 
 import numpy as np
 
-from emotrack.config.run import checkpoint_path, load_run_config
+from emotrack.config.run import load_checkpoint, load_run_config
 from emotrack.data.align import delay_frames, undo_label_delay
 from emotrack.data.pipeline import session_arrays
 from emotrack.evaluation.metrics import ccc, compute_metrics
-from emotrack.records.split import selection_partition
-from emotrack.files import atomic_path
+from emotrack.files import atomic_path, check_writable
 from emotrack.inference.session import predict_frames
-from emotrack.records.manifest import read_manifest
+from emotrack.records.manifest import manifest_hash
+from emotrack.records.split import select_sessions, selection_partition
+from emotrack.records.tfrecord import read_checked_manifest, verify_records
 
 REPORT = "report.json"
+
+
+class OtherDataError(ValueError):
+    """The data to evaluate on is not the data the run was trained on."""
+
+
+def data_differences(config: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """What differs between the data a run was trained on (as its config records it) and ``manifest``:
+    preprocessing options and rating dimensions; empty where the config cannot tell."""
+    before, after = config["data"].get("preprocessing") or {}, manifest.get("options") or {}
+    out = [f"preprocessing option {key}: {before.get(key)!r} in training, {after.get(key)!r} here"
+           for key in sorted(set(before) | set(after), key=str) if before.get(key) != after.get(key)]
+    trained = list(config["data"].get("dimensions") or manifest["dimensions"])
+    if trained != list(manifest["dimensions"]):
+        out.append(f"dimensions: {trained} in training, {list(manifest['dimensions'])} here")
+    return out
+
+
+def check_data(run_dir: Path, config: dict[str, Any], data_dir: Path, allow_other_data: bool = False
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest of ``data_dir`` and what the report says of the data: refuses, unless
+    ``allow_other_data``, data whose manifest is not the one the run recorded (`OtherDataError`, naming both
+    SHA-256s and what differs)."""
+    manifest = read_checked_manifest(data_dir)
+    trained, here = config["data"].get("manifest_sha256"), manifest_hash(data_dir)
+    differences = data_differences(config, manifest) if trained != here else []
+    if trained != here and not allow_other_data:
+        said = "; ".join(differences) if differences else "the preprocessing options are the same, so the sessions differ"
+        raise OtherDataError(
+            f"{data_dir / 'manifest.json'} (SHA-256 {here}) is not the data {run_dir} was trained on (SHA-256 "
+            f"{trained}): {said}. Evaluate on the training data (preprocess the corpus again with the options in "
+            f"{run_dir / 'config.yaml'} data.preprocessing), or pass --allow-other-data to score it anyway "
+            f"(the report then says so)")
+    return manifest, {"dir": str(data_dir), "manifest_sha256": here, "trained_on_sha256": trained,
+                      "same_as_training": trained == here, "differences": differences}
 
 
 def _plot(path: Path, session: dict[str, Any], gold: np.ndarray, pred: np.ndarray, targets: list[str],
@@ -147,13 +183,18 @@ def _write_predictions(run_dir: Path, predicted: dict[str, dict], targets: list[
 
 
 def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoint: str | None = None,
-             aggregation: str = "concat", postprocessing: str | None = None) -> dict[str, Any]:
+             aggregation: str = "concat", postprocessing: str | None = None, data_dir: str | Path | None = None,
+             allow_other_data: bool = False) -> dict[str, Any]:
     """Evaluate a run on whole sessions of its data and write the report.
 
     The post-processing chain (``evaluate.postprocessing`` in the run's config, or the argument: a
     name of `emotrack.evaluation.postprocess.CHAINS`, e.g. ``tzirakis2017``, ``teixeira2021`` or ``none``)
     is fitted on the devel partition only, saved as ``postprocessing.json`` and applied unchanged to
     every partition; the report holds raw and post-processed metrics side by side.
+
+    The data is the run's (``data.dir``), or ``data_dir``; its manifest must be the one the run was trained
+    on (the SHA-256 in its config) unless ``allow_other_data``, and then the report's ``data`` says it is
+    not (``same_as_training``, ``differences``). Every record read is checked against its checksum first.
 
     Returns:
         the report dict (also written to ``run_dir/report.json``).
@@ -163,24 +204,22 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
         raw_and_post_processed_metrics,
     )
     from emotrack.inference.session import CompiledModel
-    from emotrack.models import load_model
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    check_writable(run_dir / REPORT, "the run folder")
     # The chain's name first: a typo stops the evaluation before the model is loaded.
     postprocessing = postprocessing or config["evaluate"]["postprocessing"]
     try:
         chain = PostProcessingChain(variant=postprocessing)
     except ValueError as err:
         raise ValueError(f"evaluate.postprocessing: {err}") from err
-    checkpoint = checkpoint or config["evaluate"]["checkpoint"]
-    model_path = checkpoint_path(run_dir, checkpoint)
-    model = CompiledModel.wrap(load_model(model_path))  # one traced graph: the numbers of the model, faster
+    data_dir = Path(data_dir or config["data"]["dir"])
+    manifest, data = check_data(run_dir, config, data_dir, allow_other_data)
     targets = config["targets"]
     partitions = partitions or config["evaluate"]["partitions"]
     # A partition whose sessions all come without ratings (a challenge's test set) is not scored: its
     # predictions are written in the corpus' rating format instead (emotrack.apps.submission).
-    manifest = read_manifest(config["data"]["dir"])
     labelled = {s["partition"] for s in manifest["sessions"]} | {"validation"}
     unlabelled = {u["partition"] for u in manifest.get("unlabelled") or []}
     to_submit = [p for p in partitions if p not in labelled and p in unlabelled]
@@ -190,10 +229,18 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
                          f"(devel) to score the run: its predictions fit the post-processing written with the "
                          f"submission")
     target_idx = [config["data"]["dimensions"].index(d) for d in targets]
+    # The chain is fitted on the partition that chose the checkpoint: devel, or the training subjects a
+    # validation split held out (then devel is reported out of sample).
+    validation = config["data"].get("validation")
+    fit_on = selection_partition(validation)
+    needed = list(dict.fromkeys(([fit_on] if chain.needs_fitting else [])
+                                + (["train"] if chain.needs_training_partition else []) + list(partitions)))
+    verify_records(data_dir, select_sessions(manifest, needed, validation))
+    checkpoint = checkpoint or config["evaluate"]["checkpoint"]
+    model = CompiledModel.wrap(load_checkpoint(run_dir, checkpoint))  # one traced graph: the model's numbers, faster
 
     def predict_partition(partition):
-        sessions = session_arrays(config["data"]["dir"], partition, config["data"].get("crops"),
-                                  config["data"].get("validation"))
+        sessions = session_arrays(data_dir, partition, config["data"].get("crops"), validation)
         out = {"sessions": sessions, "golds": [], "preds": [], "masks": []}
         for s in sessions:
             pred = predict_frames(model, s, config)
@@ -203,11 +250,6 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
             out["masks"].append(s["face_present"].astype(bool) & s["rating_valid"].astype(bool))
         return out
 
-    # The chain is fitted on the partition that chose the checkpoint: devel, or the training subjects a
-    # validation split held out (then devel is reported out of sample).
-    fit_on = selection_partition(config["data"].get("validation"))
-    needed = list(dict.fromkeys(([fit_on] if chain.needs_fitting else [])
-                                + (["train"] if chain.needs_training_partition else []) + list(partitions)))
     predicted = {p: predict_partition(p) for p in needed}
     rates = {float(s["fps"]) for p in predicted.values() for s in p["sessions"]}
     if len(rates) != 1:
@@ -225,7 +267,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
 
     report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"], "checkpoint": checkpoint,
                               "targets": targets, "rate_hz": rate_hz, "postprocessing": postprocessing,
-                              "partitions": {}}
+                              "data": data, "partitions": {}}
     plotted, session_plots = None, []
     for partition in partitions:
         p = predicted[partition]

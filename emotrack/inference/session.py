@@ -177,3 +177,28 @@ class CompiledModel:
         import keras
 
         return cls(model) if keras.backend.backend() == "tensorflow" else model
+
+
+def hold_last_face(pred: np.ndarray, face_present: np.ndarray, before_first: str = "nan") -> np.ndarray:
+    """The rule for frames without a face in a prediction for a new video: each such frame holds the
+    prediction of the last frame with a face, since a crop without a face says nothing of the face's
+    affect (in training and evaluation these frames are masked instead).
+
+    Args:
+        pred: (T, D) predictions.
+        face_present: (T,) 0/1.
+        before_first: what frames before the first face get: ``nan`` (no prediction), or ``first`` (the
+            first face's prediction, e.g. to give a post-processing chain an unbroken sequence).
+    Returns:
+        float32 (T, D), a copy; unchanged where ``face_present`` is 1.
+    """
+    present = np.asarray(face_present).astype(bool)
+    if not present.any():
+        raise ValueError("no frame has a face: there is no prediction to hold")
+    last = np.maximum.accumulate(np.where(present, np.arange(len(present)), -1))
+    out = np.asarray(pred, np.float32)[np.where(last < 0, np.argmax(present), last)]
+    if before_first == "nan":
+        out[last < 0] = np.nan
+    elif before_first != "first":
+        raise ValueError(f"before_first must be 'nan' or 'first', not {before_first!r}")
+    return out

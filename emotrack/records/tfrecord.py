@@ -19,14 +19,68 @@ Optional, for sessions stored with audio: ``audio`` (float, the S samples of the
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
 
 SEQUENCE_FEATURES = ("frames", "face_present", "box", "ratings", "time")
 IMAGE_FORMATS = ("png", "jpeg")
+#: What a manifest must hold for training, evaluation and prediction to read its records.
+MANIFEST_KEYS = ("sessions", "dimensions", "frame", "options")
+
+
+class RecordError(ValueError):
+    """A preprocessed corpus whose manifest or records cannot be trusted: missing, damaged or changed."""
+
+
+def _redo(data_dir: Path, records: bool = True) -> str:
+    if not records:
+        return f"re-run `emotrack preprocess` with the options the data was made with and --out {data_dir}"
+    return (f"re-run `emotrack preprocess` with the options it was made with (manifest.json's \"options\") and "
+            f"--out {data_dir}: it rewrites the records whose checksum fails")
+
+
+def read_checked_manifest(data_dir: str | Path, needs: Sequence[str] = MANIFEST_KEYS) -> dict[str, Any]:
+    """`emotrack.records.manifest.read_manifest`, with a manifest that is not JSON, or lacks one of the keys
+    ``needs``, named as such (`RecordError`) instead of a bare parse error."""
+    from emotrack.records.manifest import MANIFEST, read_manifest
+
+    data_dir = Path(data_dir)
+    try:
+        manifest = read_manifest(data_dir)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RecordError(f"{data_dir / MANIFEST} is damaged, not JSON ({err}); {_redo(data_dir, False)}") from None
+    lacks = [key for key in needs if not isinstance(manifest, dict) or key not in manifest]
+    if lacks:
+        raise RecordError(f"{data_dir / MANIFEST} is not a manifest written by `emotrack preprocess` (it lacks "
+                          f"{', '.join(lacks)}); {_redo(data_dir, False)}")
+    return manifest
+
+
+def verify_records(data_dir: str | Path, sessions: Iterable[dict[str, Any]]) -> None:
+    """Check the record of every manifest entry in ``sessions`` against the SHA-256 the manifest holds for
+    it, before anything reads them: a record cut short or with a flipped bit would otherwise reach
+    TensorFlow, whose error names no file.
+
+    Raises:
+        RecordError: naming every record that is missing or whose checksum fails, and the fix.
+    """
+    from emotrack.records.manifest import file_sha256
+
+    data_dir = Path(data_dir)
+    bad = []
+    for entry in sessions:
+        path = data_dir / entry["file"]
+        if not path.is_file():
+            bad.append(f"{path} is missing")
+        elif entry.get("sha256") and file_sha256(path) != entry["sha256"]:
+            bad.append(f"{path} is damaged (its SHA-256 differs from the manifest's)")
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise RecordError(f"{shown}; {_redo(data_dir)}")
 
 
 def encode_image(image: np.ndarray, image_format: str = "png") -> bytes:

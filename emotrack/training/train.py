@@ -38,10 +38,11 @@ from emotrack.config.run import (
 )
 from emotrack.data.clips import run_clip_hop
 from emotrack.data.pipeline import count_windows, training_windows
-from emotrack.files import atomic_path
+from emotrack.files import atomic_path, check_writable
 from emotrack.models import adapt_options, model_info
-from emotrack.records.split import held_out_subjects, selection_partition
-from emotrack.records.manifest import manifest_hash, read_manifest
+from emotrack.records.manifest import manifest_hash
+from emotrack.records.split import held_out_subjects, select_sessions, selection_partition
+from emotrack.records.tfrecord import read_checked_manifest, verify_records
 from emotrack.training.distribute import (
     WORKER_DIR_ENV,
     float32_outputs,
@@ -181,10 +182,50 @@ def _run_checkpoint_callback(out_dir: Path, monitor: str, patience: int | None, 
 
 
 def _truncate_history(path: Path, rows: int) -> None:
-    """Keep the header and the first ``rows`` epochs of ``history.csv`` (the epochs a resume keeps)."""
+    """Keep the header and the first ``rows`` epochs of ``history.csv`` (the epochs a resume keeps), their
+    line endings as Keras' CSV logger wrote them (CRLF), so that the epochs appended after match."""
     if path.is_file():
-        lines = path.read_text().splitlines(keepends=True)
-        _atomic_write(path, "".join(lines[: rows + 1]))
+        lines = path.read_bytes().splitlines(keepends=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"".join(lines[: rows + 1]))
+
+
+def holds_run(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a run that trained at least one epoch (a checkpoint). A folder with only
+    the config of a run that failed before its first epoch ended holds none: a new run replaces it."""
+    return (out_dir / CONFIG_FILE).exists() and (latest_checkpoint(out_dir) is not None or any(
+        (out_dir / name).exists() for name in ("best.keras", "last.keras")))
+
+
+def _config_identity(out_dir: Path) -> int | None:
+    """The inode of the run's config.yaml (a new one each time it is written, atomically), or None."""
+    try:
+        return (out_dir / CONFIG_FILE).stat().st_ino
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _removed_on_failure(out_dir: Path, resume: bool):
+    """Undo what a new run wrote when it fails before its first epoch ended: the folder it made, or in a
+    folder that was there, the config, history and logs it wrote. Nothing is touched when it failed before
+    writing its config (a run being overwritten is then kept) or after a checkpoint (left for --resume)."""
+    made, before = not out_dir.exists(), _config_identity(out_dir)
+    try:
+        yield
+    except BaseException:
+        wrote = _config_identity(out_dir) not in (None, before)
+        if made and not wrote:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # made, but the config never reached it
+        if not resume and wrote and latest_checkpoint(out_dir) is None:
+            if made:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            else:
+                shutil.rmtree(out_dir / "logs", ignore_errors=True)
+                for name in (CONFIG_FILE, "history.csv"):
+                    (out_dir / name).unlink(missing_ok=True)
+        raise
 
 
 def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
@@ -211,12 +252,15 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir)
     if not resume:
         resolve_config(experiment)  # an unknown experiment is named before anything else
-    manifest = read_manifest(data_dir)
+        check_writable(out_dir, "--out", folder=True)
+    manifest = read_checked_manifest(data_dir)
     if resume:
         config = _resumed_config(experiment, data_dir, out_dir, config_file, overrides, seed)
     else:
         config = _new_config(experiment, data_dir, out_dir, manifest, config_file, overrides, seed, overwrite)
     train_cfg = config["train"]
+    validation = config["data"].get("validation")
+    verify_records(data_dir, select_sessions(manifest, ["train", selection_partition(validation)], validation))
 
     # Before TensorFlow runs anything: a multi-worker strategy joins its cluster at startup.
     strategy = make_strategy(train_cfg["strategy"])
@@ -232,7 +276,8 @@ def train(experiment: str, data_dir: str | Path, out_dir: str | Path, config_fil
         keras.utils.set_random_seed(train_cfg["seed"])
         stack.enter_context(op_determinism(train_cfg["deterministic"]))
         checkpoint = latest_checkpoint(out_dir) if resume else None
-        _fit(config, manifest, data_dir, run_dir, strategy, checkpoint, resume, overwrite, verbose)
+        with _removed_on_failure(run_dir, resume):
+            _fit(config, manifest, data_dir, run_dir, strategy, checkpoint, resume, verbose)
     return out_dir
 
 
@@ -258,7 +303,7 @@ def _new_config(experiment: str, data_dir: Path, out_dir: Path, manifest: dict[s
     config = resolve_config(experiment, config_file, overrides)
     if seed is not None:
         config["train"]["seed"] = int(seed)
-    if (out_dir / CONFIG_FILE).exists() and not overwrite:
+    if holds_run(out_dir) and not overwrite:
         raise RunExistsError(f"{out_dir} already holds a run; choose another --out, pass --overwrite, or "
                              f"--resume to continue it")
     check_time_contract(config, manifest)
@@ -287,7 +332,7 @@ def _new_config(experiment: str, data_dir: Path, out_dir: Path, manifest: dict[s
 
 
 def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_dir: Path, strategy,
-         checkpoint: tuple[Path, dict[str, Any]] | None, resume: bool, overwrite: bool, verbose: int) -> None:
+         checkpoint: tuple[Path, dict[str, Any]] | None, resume: bool, verbose: int) -> None:
     """Build or restore the model under ``strategy``, write the config to ``run_dir`` and train it
     there (see :func:`train`)."""
     import keras
@@ -319,10 +364,9 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
                           weighted_metrics=[StreamingCCC(num_dimensions=len(config["targets"]), name="ccc")])
             if resume:  # killed before the first epoch ended: start again from the same seed
                 shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
-    if not resume:
-        if overwrite:
-            for stale in (CHECKPOINTS, "logs"):
-                shutil.rmtree(run_dir / stale, ignore_errors=True)
+    if not resume:  # a run replaced (--overwrite) or one that failed before its first epoch ended
+        for stale in (CHECKPOINTS, "logs"):
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     target_idx = [manifest["dimensions"].index(d) for d in config["targets"]]
@@ -356,7 +400,8 @@ def _fit(config: dict[str, Any], manifest: dict[str, Any], data_dir: Path, run_d
                   f"{strategy.num_replicas_in_sync} replicas")
         n += bool(rest) and not drop
         if n == 0:
-            raise ValueError(f"{data_dir}: no {partition} session is as long as one clip ({data_cfg['window']} frames)")
+            raise ValueError(f"{data_dir}: no {partition} session is as long as one clip (data.window="
+                             f"{data_cfg['window']} frames x data.frame_step={step}); set a shorter data.window")
         return n, drop
 
     # Known lengths, so that Keras neither guesses nor warns at the end of the data.
