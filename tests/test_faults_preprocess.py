@@ -383,7 +383,8 @@ def test_audio_out_of_step_at_either_end_is_kept_for_visual_use_and_named(root, 
             in result.output
     assert "tolerance 1 s at either end" in result.output and "or pass --no-audio" in result.output
     assert set(m["audio"]["unusable"]) == {"S02", "S03"}
-    with pytest.raises(ValueError, match="sessions without audio \\(S02, S03\\)"):
+    with pytest.raises(ValueError, match="audio of 2 session\\(s\\) was set aside in preprocessing \\(S02: audio .*; "
+                                         "S03: audio .*train a visual model"):
         check_audio(m, out)
     assert_whole(out)
 

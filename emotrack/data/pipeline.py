@@ -252,6 +252,13 @@ def check_audio(manifest: dict[str, Any], data_dir: str | Path) -> int:
     audio = manifest.get("audio") or {}
     if not audio.get("sample_rate"):
         missing = audio.get("sessions_without_audio") or [s["session"] for s in manifest["sessions"]]
+        unusable = audio.get("unusable") or {}  # session -> why its audio was set aside (older manifests: none)
+        if unusable:
+            reasons = "; ".join(f"{name}: {why}" for name, why in list(unusable.items())[:5])
+            raise ValueError(f"{data_dir}: an audio model needs every session's audio, but the audio of "
+                             f"{len(unusable)} session(s) was set aside in preprocessing ({reasons}"
+                             f"{'; ...' if len(unusable) > 5 else ''}); fix those audio files and preprocess again, "
+                             f"or train a visual model on this data")
         raise ValueError(f"{data_dir}: sessions without audio ({', '.join(missing[:5])}"
                          f"{', ...' if len(missing) > 5 else ''}); preprocess the corpus with --audio and audio "
                          f"files for every session")
