@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 DEMO := demo
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean reproduce-huang2018 reproduce-tzirakis2017 reproduce-astnet2017
+.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean reproduce-huang2018 reproduce-tzirakis2017 reproduce-astnet2017 reproduce-teixeira2021
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ reproduce-astnet2017: install
 	$(BIN)/emotrack reproduce astnet2017 --out reproductions/astnet2017 $(if $(SEMAINE),--semaine $(SEMAINE),) \
 		$(if $(RECOLA),--recola $(RECOLA),) $(if $(FER2013),--fer2013 $(FER2013),) $(if $(VGGFACE),--vggface $(VGGFACE),) \
 		$(SMOKE_FLAG)
+
+# SEWA is the AVEC 2017 release; RAFDB RAF-DB's basic-emotion folder; VGGFACE the VGG-Face Keras weights.
+reproduce-teixeira2021: install
+	$(BIN)/emotrack reproduce teixeira2021 --out reproductions/teixeira2021 $(if $(SEWA),--sewa $(SEWA),) \
+		$(if $(RAFDB),--rafdb $(RAFDB),) $(if $(VGGFACE),--vggface $(VGGFACE),) $(SMOKE_FLAG)
 
 clean:
 	rm -rf build *.egg-info $(DEMO)

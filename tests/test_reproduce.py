@@ -200,3 +200,49 @@ def test_an_experiment_that_starts_from_pretrained_weights_refuses_random_ones_u
                           "the pretrained ones the paper starts from"]
     given = resolve_config("astnet2017-full-loss", overrides=["model.options.attribute_weights=a.weights.h5"])
     assert pretrained_weights(given) == [] and given["model"]["options"]["attribute_weights"] == "a.weights.h5"
+
+
+def test_teixeira2021_protocol_follows_sections_3_and_4():
+    from emotrack.config.experiments.teixeira2021 import BEST_RAFDB_STAGE
+    from emotrack.config.schema import ConfigError
+    from emotrack.config.experiments import pretrained_weights
+
+    paper = PAPERS["teixeira2021"]
+    ran = [t for t in paper.trainings if not t.unavailable]
+    for t in ran:
+        config = resolve_config(t.experiment, overrides=list(t.overrides))
+        data = config["data"]
+        # Sec. 4.5: batches of 8; Sec. 3.2: faceless frames dropped; Sec. 4.1: 6 of the training videos validate.
+        assert data["batch_size"] == 8 and data["faceless"] == "drop" and data["gap_tolerance_s"] > 0
+        assert data["validation"] == {"subjects": 6, "order": "random", "seed": 0, "held_out": None}
+        assert config["evaluate"]["partitions"] == ["devel"] and config["train"]["loss"] == "mse"
+        assert len(config["targets"]) == 1  # each row reports one dimension
+        if "-i3d-" in t.experiment:  # Sec. 4.5: "sequence length of 64 frames, overlapping ratio of 0.8, ... 10 fps"
+            assert (data["window"], data["overlap"], data["frame_step"]) == (64, 0.8, 5)
+        # No row starts from random weights without a word: the weights are required (the reproduction
+        # gives them: below).
+        with pytest.raises(ConfigError, match="model.options.weights"):
+            pretrained_weights(resolve_config(t.experiment))
+    lstm = {t.name: t for t in ran if "-lstm-" in t.name}
+    assert len(lstm) == 8 and {t.weights for n, t in lstm.items() if n.endswith("-vggface")} == {"VGGFACE"}
+    assert {t.weights for n, t in lstm.items() if not n.endswith("-vggface")} == {BEST_RAFDB_STAGE}
+    i3d = {t.name: t.weights for t in ran if "-i3d-" in t.name}
+    assert i3d == {"teixeira2021-i3d-vgg16-vggface-valence": "VGGFACE", "teixeira2021-i3d-vgg16-vggface-arousal": "VGGFACE",
+                   "teixeira2021-i3d-vgg16-rafdb-valence": BEST_RAFDB_STAGE,
+                   "teixeira2021-i3d-vgg16-rafdb-arousal": BEST_RAFDB_STAGE,
+                   "teixeira2021-i3d-vgg16-imagenet-valence": "imagenet", "teixeira2021-i3d-vgg16-imagenet-arousal": "imagenet",
+                   "teixeira2021-i3d-resnet50-imagenet-valence": "imagenet",
+                   "teixeira2021-i3d-resnet50-imagenet-arousal": "imagenet"}
+    # Table 4 / 5 configurations: VGG-16 from RAF-DB, arousal: copied, masking, x100.
+    options = resolve_config("teixeira2021-i3d-vgg16-rafdb-arousal")["model"]["options"]
+    assert (options["inflation"], options["masking"], options["multiplier"], options["dilation"]) == \
+        ("copied", True, 100, [1, 1, 1, 1])
+    # Table 1: every stage that runs fine-tunes VGG-16 from VGG-Face on RAF-DB at 100x80 with Adam 1e-5, batch 16.
+    stages = [p for p in paper.pretraining if not p.unavailable]
+    assert [p.options["fine_tune_from"] for p in stages] == ["all", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    assert all(p.weights == "VGGFACE" and p.options["backbone"] == "vgg16" and p.options["input_shape"] == [100, 80, 3]
+               and p.options["learning_rate"] == 1e-5 and p.options["batch_size"] == 16 for p in stages)
+    # What emotrack cannot start from is not run, says why, and is not planned.
+    planned = {s.name for s in plan(paper)}
+    assert all(name not in planned and why for name, why in paper.unavailable().items())
+    assert len(paper.unavailable()) == 10 + 14

@@ -15,9 +15,10 @@ import dataclasses
 #: (AVEC 2016/2017 CCC), or the mean / max / min of the per-session values (AST-Net, Table 1:
 #: "Max CC, Min CC and Mean CC of the testing videos").
 AGGREGATES = ("concatenated", "mean", "max", "min")
-#: The metrics a cell can name: CCC (Lin's concordance), PCC (Pearson's r), and the test accuracy
-#: in percent of a pre-training stage (Teixeira et al. 2021, Table 1).
-METRICS = ("CCC", "PCC", "accuracy")
+#: The metrics a cell can name: CCC (Lin's concordance), PCC (Pearson's r), MAPE (in percent,
+#: Teixeira et al. 2021, Eq. 5), and the test accuracy in percent of a pre-training stage (Teixeira
+#: et al. 2021, Table 1).
+METRICS = ("CCC", "PCC", "MAPE", "accuracy")
 #: Weights a backbone can start from by name (Keras downloads and caches them).
 KERAS_WEIGHTS = ("imagenet",)
 
