@@ -428,12 +428,24 @@ def reproduce(paper_name: str, out_dir: str | Path, inputs: dict[str, str | None
             if state != "done" or not (run / REPORT).is_file():
                 write_submissions(run, evaluate(run), log)
             runs.setdefault(training.name, []).append(run)
+        _release_models()
         bar.update(1)
     bar.close()
     tables = write_tables(paper, runs, out_dir, stages)
     write_readme(paper, out_dir, tables, roots, smoke, time.perf_counter() - started, deviations)
     log(f"tables written to {out_dir}: " + ", ".join(f"{t}.md" for t in tables))
     return {"paper": paper.name, "out": str(out_dir), "steps": [str(s) for s in steps], "tables": tables}
+
+
+def _release_models() -> None:
+    """Free the models and graphs of the step just done, so that a protocol of many trainings in one
+    process holds one at a time (each training seeds itself, so this changes no number)."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def write_readme(paper: Paper, out_dir: Path, tables: dict, roots: dict[str, Path | None], smoke: bool,
