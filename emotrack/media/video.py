@@ -136,7 +136,7 @@ def read_frames_dir(path: str | Path, fps: float, pattern: str = "*.png") -> tup
 
 # x264 settings that make an encode a function of its input alone. One thread: the stream does not depend
 # on how many cores there are. No MB-tree: x264's AVX-512 MB-tree code reads heap memory it has not
-# written, so with it the bitstream (frame QPs from the first frame on) depended on what the process had
+# written, so with it the bitstream (from the first frame on) depended on what the process had
 # freed before, and the same frames gave different bytes in about half the encodes after numpy work
 # (2 to 8 of 16 synthetic sessions per run; none with MB-tree off, with x264 limited to AVX2, or with
 # every fresh heap block filled with one byte by glibc's MALLOC_PERTURB_). At the same CRF the files are
