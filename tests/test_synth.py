@@ -5,11 +5,17 @@ instants 0, 1/rate, ... before `seconds`.
 """
 
 import csv
+import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from emotrack.cli import main
 from emotrack.synth import corpus as synth
 
 SECONDS = 3.0
@@ -59,17 +65,45 @@ def _tiny(root, seed, sessions=3, seconds=2.0):
                                    progress=False)
 
 
-def test_same_seed_same_files_other_seed_differs(tmp_path):
-    a, b, c = (_tiny(tmp_path / name, seed) for name, seed in (("a", 1), ("b", 1), ("c", 2)))
-    for name in ("partitions.csv", "ratings/S01.csv", "ratings/S02.csv", "ratings/S03.csv"):
-        assert (Path(a["root"]) / name).read_bytes() == (Path(b["root"]) / name).read_bytes(), name
-    for name in ("ratings/S01.csv", "ratings/S02.csv", "ratings/S03.csv"):
-        assert (Path(a["root"]) / name).read_bytes() != (Path(c["root"]) / name).read_bytes(), name
-    frames_a, _ = _decode_video(a["sessions"][0]["video"])
-    frames_b, _ = _decode_video(b["sessions"][0]["video"])
-    frames_c, _ = _decode_video(c["sessions"][0]["video"])
-    assert all(np.array_equal(x, y) for x, y in zip(frames_a, frames_b, strict=True))
-    assert not np.array_equal(frames_a[0], frames_c[0])
+def _hashes(root) -> dict[str, str]:
+    """sha256 of every file under `root`, by path relative to it."""
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _synth_args(out, seed, *extra):
+    return ["synth", "--out", str(out), "--sessions", "3", "--seconds", "2", "--width", "64", "--height", "64",
+            "--seed", str(seed), *extra]
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    runner = CliRunner()
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        result = runner.invoke(main, _synth_args(tmp_path / name, seed))
+        assert result.exit_code == 0, result.output
+    a, b, c = (_hashes(tmp_path / name) for name in "abc")
+    assert sorted(a) == ["partitions.csv", "ratings/S01.csv", "ratings/S02.csv", "ratings/S03.csv",
+                         "videos/S01.mp4", "videos/S02.mp4", "videos/S03.mp4"]
+    assert a == b
+    assert all(a[name] != c[name] for name in a if name != "partitions.csv")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="MALLOC_PERTURB_ is glibc's")
+@pytest.mark.parametrize("layout", ["generic", "recola-avec2016"])
+def test_files_do_not_depend_on_what_the_process_left_in_memory(tmp_path, layout):
+    """Two processes whose new heap blocks start filled with different bytes (glibc's MALLOC_PERTURB_) write
+    the same files: nothing written depends on memory that was never set. x264's MB-tree once did, so
+    the same seed gave different videos depending on what numpy had freed before each encode."""
+    command = str(Path(sys.executable).parent / "emotrack")
+    for fill in ("85", "170"):
+        env = {**os.environ, "MALLOC_PERTURB_": fill}
+        done = subprocess.run([command, *_synth_args(tmp_path / fill, 1, "--layout", layout, "--fps", "10")],
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    first = _hashes(tmp_path / "85")
+    assert any(name.endswith((".mp4", ".avi")) for name in first)
+    assert first == _hashes(tmp_path / "170")
 
 
 def test_layout_partitions_and_ratings(corpus):

@@ -108,11 +108,14 @@ def test_release_names_and_formats(corpora):
     assert sorted(p.name for p in (root("afew-va") / "001").iterdir())[:2] == ["00000.png", "00001.png"]
 
 
-def test_the_same_seed_writes_the_same_rating_files(tmp_path):
+def test_the_same_seed_writes_the_same_files(tmp_path):
+    """Every file, videos and sound included, byte for byte."""
     a, b = (synthesize_layout("recola-avec2016", tmp_path / name, sessions=3, seconds=1.0, seed=1, fps=10, width=64,
                               height=64) for name in "ab")
-    files = sorted(p.relative_to(a["root"]) for p in (tmp_path / "a").rglob("*.arff"))
-    assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    files = sorted(p.relative_to(a["root"]) for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert {f.suffix for f in files} == {".mp4", ".wav", ".arff"}
+    assert files == sorted(p.relative_to(b["root"]) for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
 
 
 def test_an_unknown_layout_and_a_wrong_afew_rate_are_refused(tmp_path):

@@ -18,8 +18,9 @@ Conventions:
       clipped to [-1, 1]. `latent_affect` gives the latent affect itself.
     - Everything random comes from `numpy.random.SeedSequence(seed)` with a fixed spawn key per use
       (partitions; per session: affect, head motion, voice, rater noise; per subject: look), so a session
-      does not change when the number of sessions changes, and one seed gives byte-identical rating and
-      partition files and identical decoded frames (x264 runs single-threaded).
+      does not change when the number of sessions changes, and one seed gives byte-identical files (videos
+      with `emotrack.media.video.write_video`, whose x264 settings make the encode a function of the
+      frames alone; sessions are written one after another, by one process).
     - Faces: the face box MTCNN finds is 0.30-0.55 of the frame height wide (subject size 0.34-0.47
       times a stretch of 0.89-1.13, then head movement; 41-70 px at 160x128), centred at 0.36-0.64 of
       the width and 0.45-0.55 of the height, and moves a few pixels around that. Keep frames at least
@@ -34,12 +35,12 @@ import dataclasses
 import math
 import re
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from emotrack.files import atomic_path
+from emotrack.media.video import write_video
 from emotrack.synth import face as _synth_face
 
 AUDIO_RATE = 16000
@@ -249,46 +250,6 @@ def session_voice(seed: int, session_index: int, seconds: float = 40.0) -> np.nd
     return np.clip(signal, -1, 1).astype(np.float32)
 
 
-def _write_video(path: Path, frames: Iterator[SyntheticFrame], fps: float, width: int, height: int,
-                 audio: np.ndarray) -> int:
-    """Encode frames (H.264, yuv420p) and audio (AAC, mono) into an MP4 at `path`; returns the frame count.
-
-    Audio is written in 1024-sample frames (AAC's frame size) interleaved with the video by time.
-    """
-    import av
-
-    rate = Fraction(fps).limit_denominator(1001)
-    count = 0
-    with av.open(str(path), mode="w", format="mp4") as container:
-        video = container.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        # crf 12 keeps the fine lines of the face; one thread makes the stream the same on every machine.
-        video.options = {"crf": "12", "preset": "veryfast", "threads": "1"}
-        sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
-        sound.bit_rate = 64000
-        chunk, written = 1024, 0
-
-        def write_audio(until_sample):
-            nonlocal written
-            while written < min(until_sample, len(audio)):
-                piece = audio[written:written + chunk]
-                frame = av.AudioFrame.from_ndarray(piece[None, :], format="fltp", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, written, Fraction(1, AUDIO_RATE)
-                container.mux(sound.encode(frame))
-                written += len(piece)
-
-        for item in frames:
-            frame = av.VideoFrame.from_ndarray(item.image, format="rgb24")
-            frame.pts, frame.time_base = count, 1 / rate
-            container.mux(video.encode(frame))
-            count += 1
-            write_audio(int(round(count / float(rate) * AUDIO_RATE)))
-        write_audio(len(audio))
-        container.mux(video.encode(None))
-        container.mux(sound.encode(None))
-    return count
-
-
 def _write_text(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")  # the same bytes on every platform
 
@@ -368,12 +329,13 @@ def synthesize_corpus(out_dir, sessions=12, seconds=40.0, fps=10.0, seed=0, anno
             _write_text(tmp, "".join(lines))
 
         video_path = root / "videos" / f"{name}.mp4"
-        frames = iter_session_frames(seed, index, seconds, fps, width, height)
-        audio = session_voice(seed, index, seconds)
-        with atomic_path(video_path) as tmp:
-            count = _write_video(tmp, frames, fps, width, height, audio)
+        images = (f.image for f in iter_session_frames(seed, index, seconds, fps, width, height))
+        # crf 12 keeps the fine lines of the face.
+        write_video(video_path, images, fps, quality=12, audio=session_voice(seed, index, seconds),
+                    audio_rate=AUDIO_RATE)
         summary.append({"session": name, "subject": subjects[index], "partition": assigned[index],
-                        "video": str(video_path), "ratings": str(ratings_path), "frames": count})
+                        "video": str(video_path), "ratings": str(ratings_path),
+                        "frames": len(_instants(seconds, fps))})
 
     # The partition file comes last: once it lists a session, that session's files are complete.
     rows = "".join(f"{s},{j},{p}\n" for s, j, p in zip(names, subjects, assigned))
