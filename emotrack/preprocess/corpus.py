@@ -276,7 +276,9 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     _check_audio_option(spec, options)
     if shard is not None:
         shard = parse_shard(f"{shard[0]}/{shard[1]}")
-    root, out_dir = Path(root), Path(out_dir)
+    # The root resolved, so that every path the manifest records is the same however --root is written
+    # (a relative or an absolute spelling of one corpus gives one manifest, hence one hash).
+    root, out_dir = Path(root).resolve(), Path(out_dir)
     check_output(out_dir)
     found = discover(spec, root)
     if found.unlisted:
