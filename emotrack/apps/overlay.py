@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from emotrack.files import temporary_path
-from emotrack.media.video import VideoError
+from emotrack.media.video import VideoError, display_rotation, upright
 
 # The overlay's colours (RGB).
 _BOX = (0, 230, 90)
@@ -114,8 +114,9 @@ def write_overlay(video: str | Path, out: str | Path, table: pd.DataFrame, boxes
                   targets: list[str]) -> Path:
     """Write a copy of ``video`` with the face box and the arousal-valence plane drawn on every frame.
 
-    Same size, frame rate and frame time stamps as the input; H.264 (yuv420p, or yuv444p for an odd
-    width or height), its sound track copied unchanged. Written under a temporary name and renamed.
+    Same size, frame rate and frame time stamps as the input (a variable frame-rate video keeps its
+    times; a picture stored turned is written upright, as it was predicted); H.264 (yuv420p, or yuv444p
+    for an odd width or height), its sound track copied unchanged. Written under a temporary name and renamed.
 
     Args:
         table: `predict_video`'s table, one row per frame of ``video`` (decoded in the same order).
@@ -140,14 +141,18 @@ def write_overlay(video: str | Path, out: str | Path, table: pd.DataFrame, boxes
             vin.thread_type = "AUTO"
             rate = vin.average_rate or vin.guessed_rate or Fraction(25)
             vout = sink.add_stream("libx264", rate=rate)
-            vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
-            vout.pix_fmt = "yuv420p" if vout.width % 2 == 0 and vout.height % 2 == 0 else "yuv444p"
-            vout.time_base = vin.time_base
+            # Frames keep their own time stamps (a variable frame-rate video's included): the encoder
+            # counts in the input's time base, not in ticks of 1/rate, where such stamps would collide.
+            vout.time_base = vout.codec_context.time_base = vin.time_base
             vout.options = {"crf": "23", "preset": "superfast"}  # x264's default quality, fast to write
             ain = source.streams.audio[0] if source.streams.audio else None
             if ain is not None and ain.codec_context.name not in sink.supported_codecs:
                 ain = None  # a sound track the output format cannot hold is left out
             aout = sink.add_stream_from_template(ain) if ain is not None else None
+            vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
+            if display_rotation(video) % 180:  # drawn on the picture upright, as the boxes were found
+                vout.width, vout.height = vout.height, vout.width
+            vout.pix_fmt = "yuv420p" if vout.width % 2 == 0 and vout.height % 2 == 0 else "yuv444p"
             plane = _Plane(vout.height, vout.width, float(rate))
             streams = [vin] + ([ain] if ain is not None else [])
             for packet in source.demux(*streams):
@@ -159,8 +164,7 @@ def write_overlay(video: str | Path, out: str | Path, table: pd.DataFrame, boxes
                 for frame in packet.decode():
                     if count >= len(table):
                         raise VideoError(f"{video} decodes to more frames than were predicted ({len(table)})")
-                    image = draw_overlay(frame.to_ndarray(format="rgb24"), boxes[count], present[count],
-                                         va[:count + 1], plane)
+                    image = draw_overlay(upright(frame), boxes[count], present[count], va[:count + 1], plane)
                     drawn = av.VideoFrame.from_ndarray(image, format="rgb24")
                     drawn.pts, drawn.time_base = frame.pts, frame.time_base
                     sink.mux(vout.encode(drawn))

@@ -82,8 +82,8 @@ from emotrack.media.audio import (
     samples_per_frame,
     session_audio,
 )
-from emotrack.media.video import VideoError, iter_frames, video_fps
-from emotrack.preprocess.align import align_ratings, at_rate, held_index
+from emotrack.media.video import VideoError, iter_frames, video_timing
+from emotrack.preprocess.align import align_ratings, at_rate, held_index, on_grid
 from emotrack.preprocess.options import PreprocessOptions
 from emotrack.preprocess.session import NoFaceError
 from emotrack.records.tfrecord import encode_image
@@ -245,7 +245,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
         face_finder(options, detector, every, min_face)
     inputs = model_info(config["model"]["name"]).inputs
-    fps = video_fps(video)  # names the video when it is missing or unreadable
+    timing = video_timing(video)  # names the video when it is missing or unreadable
+    fps = timing.rate
     if fps <= 0:
         raise VideoError(f"{video} declares no frame rate; re-encode it, e.g. "
                          f"`ffmpeg -i {video.name} -r 25 out.mp4`")
@@ -254,11 +255,13 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
                          f"{video} has none")
     model = CompiledModel.wrap(load_checkpoint(run_dir, checkpoint))
 
-    # A run trained on subsampled frames (preprocess --fps) sees the video at that rate; its predictions
-    # are carried back to every frame at the end.
+    # A run trained on subsampled frames (preprocess --fps) sees the video at that rate, and a variable
+    # frame-rate video is seen at its nominal rate, every 1/fps s the frame on screen then (`on_grid`);
+    # the predictions are carried back to every frame, at its true time, at the end.
     video_rate = fps
     if options.fps is not None and options.fps < video_rate - 1e-6:
         fps = float(options.fps)
+    resampled = fps < video_rate or timing.variable
     if "audio" in inputs:
         wanted = next(int(t.shape[-1]) for t in model.inputs if len(t.shape) == 3)  # (batch, time, samples)
         if samples_per_frame(fps) != wanted:
@@ -283,7 +286,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
             yield t - every_time[0], frame
 
     def decoded():
-        for t, frame in at_rate(timed(), fps if fps < video_rate else None):
+        pairs = on_grid(timed(), fps) if timing.variable else at_rate(timed(), fps if resampled else None)
+        for t, frame in pairs:
             times.append(t)
             yield frame
 
@@ -331,7 +335,7 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     if postprocess and chain_file.is_file():
         pred = apply_postprocessing(PostProcessingChain.load(chain_file), pred, times_arr, fps)
 
-    if len(every_time) > len(times):
+    if resampled:
         # Back to every frame: predictions interpolated between the frames the model saw, the face of
         # the last frame seen held.
         all_times = np.asarray(every_time, np.float64) - every_time[0]
