@@ -52,7 +52,8 @@ bench: install
 bench-preprocess: install
 	$(BIN)/python benchmarks/bench_preprocess.py
 
-# emotrack predict on a face video: frames/s of each model family against the real-time target.
+# emotrack predict on a face video: frames/s of each model family against the real-time target, and
+# the latency of a live stream on standard input.
 bench-predict: install
 	$(BIN)/python benchmarks/bench_predict.py
 

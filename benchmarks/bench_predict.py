@@ -40,6 +40,11 @@ second of the whole `emotrack.apps.predict.predict_video` call, model loading in
 their training data was preprocessed (the tracker, ``min_face`` 0.1, crops stored as JPEG and read
 back so).
 
+For the visual runs, a live source too: the video as a real-time paced MPEG-TS stream piped into ``emotrack
+predict RUN - --out -`` (`live_latency`); printed: the latency from a frame's packets reaching the pipe to
+its row reaching the reader (median, 95th percentile) against the goal of one clip span plus 0.2 s, and
+any frame without its row.
+
 Run with `.venv/bin/python benchmarks/bench_predict.py` (the first run takes a few minutes more: it
 makes the videos and trains the runs). Figures depend on the machine; nothing here is asserted.
 """
@@ -157,6 +162,47 @@ def timed(run: Path, video: Path, frames: int, overlay: Path | None, repeats: in
     return best
 
 
+def clip_span_s(run: Path, fps: float) -> float:
+    """Seconds of video one prediction block of a live source covers: one training clip (``data.window``
+    input steps of ``k`` pooled frames, every ``frame_step``-th frame; a clip-level model's clip)."""
+    from emotrack.config.run import input_contract, load_run_config
+    from emotrack.config.schema import with_defaults
+    from emotrack.models import model_info
+
+    config = with_defaults(load_run_config(run))
+    window, step = int(config["data"]["window"]), int(config["data"]["frame_step"])
+    if model_info(config["model"]["name"]).target == "clip":
+        return ((window - 1) * step + 1) / fps
+    k, _ = input_contract(config, fps)
+    return window * k * step / fps
+
+
+def live_latency(run: Path, video: Path, fps: float, work: Path) -> tuple[np.ndarray, int, int]:
+    """``emotrack predict RUN - --out -`` fed ``video`` as a real-time paced MPEG-TS stream on standard input
+    (benchmarks/live_source.py): for every row, the seconds from its frame's packets being written to the
+    pipe to the row being read from the command's output; and the frames sent and rows received."""
+    import subprocess
+    import sys
+
+    sent_log = work / "sent.txt"
+    source = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_source.py")), str(video),
+                               "--pace", "--log", str(sent_log)], stdout=subprocess.PIPE)
+    predict = subprocess.Popen([str(Path(sys.executable).with_name("emotrack")), "predict", str(run), "-",
+                                "--out", "-", "--quiet"], stdin=source.stdout, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    source.stdout.close()
+    received = {}
+    for line in predict.stdout:
+        if line.startswith("time"):
+            continue
+        received[int(round(float(line.split(",", 1)[0]) * fps))] = time.monotonic()
+    predict.wait()
+    source.wait()
+    sent = dict(tuple(map(float, line.split())) for line in sent_log.read_text().splitlines())
+    latency = np.array([received[k] - sent[k] for k in received if k in sent])
+    return latency, len(sent), len(received)
+
+
 def run_frame_samples(run: Path) -> int:
     """Audio samples per frame that an audio run's model takes (fixed by its training data's frame rate)."""
     from emotrack.config.run import load_run_config
@@ -259,6 +305,14 @@ def main() -> None:
             print(f"{label}: {csv_fps:6.1f} frames/s  CSV only; {overlay_fps:6.1f} frames/s  with --overlay "
                   f"(target {target:g} frames/s: {'met' if csv_fps >= target else 'missed'} CSV only, "
                   f"{'met' if overlay_fps >= target else 'missed'} with --overlay)")
+            if experiment != AUDIO[0]:  # a live source cannot feed the speech network (see emotrack.apps.live)
+                latency, sent, rows = live_latency(run, clip, fps, work)
+                span = clip_span_s(run, fps)
+                p50, p95 = np.percentile(latency, [50, 95])
+                print(f"{label} live, '-' at {fps:g} fps in real time: latency from a frame's arrival to its row "
+                      f"median {p50:.2f} s, 95th percentile {p95:.2f} s (goal: clip span {span:.2f} s + 0.2 s = "
+                      f"{span + 0.2:.2f} s: {'met' if p95 <= span + 0.2 else 'missed'}); {rows} rows for {sent} "
+                      f"frames sent ({sent - rows} dropped)")
 
 
 if __name__ == "__main__":

@@ -88,9 +88,9 @@ from emotrack.preprocess.options import PreprocessOptions
 from emotrack.preprocess.session import NoFaceError
 from emotrack.records.tfrecord import encode_image
 
-__all__ = ["DEFAULT_BLOCK_FRAMES", "DETECTORS", "BlockPredictor", "CompiledModel", "NoFaceError",
+__all__ = ["DEFAULT_BLOCK_FRAMES", "DETECTORS", "BlockPredictor", "CompiledModel", "FrameCutter", "NoFaceError",
            "VideoPrediction", "apply_postprocessing", "as_trained", "draw_overlay", "face_finder", "predict_video",
-           "run_crop_spec", "run_preprocessing", "write_overlay"]
+           "run_crop_spec", "run_face_pipeline", "run_preprocessing", "write_overlay"]
 
 
 #: How faces are found: ``tracker`` (`FaceTracker`, fast) or ``mtcnn`` (`FaceDetector` on every frame,
@@ -118,6 +118,46 @@ def run_crop_spec(config: dict[str, Any], options: PreprocessOptions) -> CropSpe
     if name is None:
         return next(iter(sets.values()))
     return sets[name] if name in sets else crop_set(name)[1]
+
+
+def run_face_pipeline(run_dir: Path, detector: str | FaceTracker | FaceDetector | None = None,
+                      every: int | None = None, min_face: float | None = None, batch_size: int | None = None
+                      ) -> tuple[dict[str, Any], PreprocessOptions, FaceTracker | FaceDetector]:
+    """A run's config, the preprocessing options its data was made with, and its face finder (see
+    `face_finder`; ``detector`` may also be a `FaceTracker` or `FaceDetector` to use as it is;
+    ``batch_size`` replaces the frames per MTCNN call)."""
+    config = load_run_config(run_dir)
+    options = run_preprocessing(config)
+    if batch_size is not None:
+        options = dataclasses.replace(options, batch_size=batch_size)
+    finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
+        face_finder(options, detector, every, min_face)
+    return config, options, finder
+
+
+class FrameCutter:
+    """Each frame's crop as the run's preprocessing cut it: at the frame's face, or where it has none at the
+    last face box seen (a blank crop before the first face), stored and read back in the data's image
+    format (`as_trained`).
+
+    Use: ``box(face)`` for each frame's face (None where none was found), then ``cutter(frame)``."""
+
+    def __init__(self, config: dict[str, Any], options: PreprocessOptions):
+        self.spec, self.options = run_crop_spec(config, options), options
+        self.blank = as_trained(np.zeros(self.spec.shape, np.uint8), options.image_format)
+        self.last: Face | None = None
+
+    def box(self, face: Face | None) -> tuple[float, float, float, float]:
+        """The box the frame is cut at (NaN before the first face); remembers ``face``."""
+        if face is not None:
+            self.last = face
+        return tuple(self.last.box) if self.last is not None else (np.nan,) * 4
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        if self.last is None:
+            return self.blank
+        o = self.options
+        return as_trained(crop_faces(frame, self.last, [self.spec], o.margin, o.align)[0], o.image_format)
 
 
 def face_finder(options: PreprocessOptions, detector: str | None = None, every: int | None = None,
@@ -240,10 +280,7 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     if still:
         raise VideoError(f"{video} is a still image ({still}), not a video: the run predicts from faces over "
                          f"time; give a video file (e.g. MP4)")
-    config = load_run_config(run_dir)
-    options = run_preprocessing(config)
-    finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
-        face_finder(options, detector, every, min_face)
+    config, options, finder = run_face_pipeline(run_dir, detector, every, min_face)
     inputs = model_info(config["model"]["name"]).inputs
     timing = video_timing(video)  # names the video when it is missing or unreadable
     fps = timing.rate
@@ -273,12 +310,10 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     block_frames = DEFAULT_BLOCK_FRAMES if block_frames is None else block_frames
     blocks = BlockPredictor(model, config, fps, block_frames) if streamed else None
     kept: list[np.ndarray] = []
-    spec = run_crop_spec(config, options)
-    blank = as_trained(np.zeros(spec.shape, np.uint8), options.image_format)
+    cut = FrameCutter(config, options)
     times: list[float] = []  # of the frames the model sees
     every_time: list[float] = []  # of every frame of the video
     present, boxes = [], []
-    last: Face | None = None
 
     def timed():
         for t, frame in iter_frames(video):
@@ -296,13 +331,10 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
         # Preprocessing's own face finding (emotrack.preprocess.session.face_crops): frames read ahead, the face
         # chosen as preprocessing chooses it; each frame is cut at once and dropped.
         for frame, face in find_faces(finder, decoded(), options.select):
-            if face is not None:
-                last = face
             present.append(face is not None)
-            boxes.append(last.box if last is not None else (np.nan,) * 4)
+            boxes.append(cut.box(face))
             if cropped:
-                crop = blank if last is None else as_trained(
-                    crop_faces(frame, last, [spec], options.margin, options.align)[0], options.image_format)
+                crop = cut(frame)
                 if blocks is not None:
                     blocks.push(crop)
                 else:
