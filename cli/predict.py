@@ -21,8 +21,11 @@ import click
               help="tracker: look for the face afresh every N frames. Default: the run's.")
 @click.option("--min-face", type=click.FloatRange(0, 1, min_open=True),
               help="tracker: smallest face, as a fraction of the frame's shorter side. Default: the run's.")
+@click.option("--faces", type=click.Choice(["one", "all"]), default="one", show_default=True,
+              help="one: the face the run's preprocessing chose (the largest, or a side); all: every person, "
+                   "each with a stable id (track column), one row per frame and person (MTCNN on every frame).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def predict(run_dir, source, out_csv, overlay, checkpoint, no_postprocess, detector, every, min_face, quiet):
+def predict(run_dir, source, out_csv, overlay, checkpoint, no_postprocess, detector, every, min_face, faces, quiet):
     """Predict arousal and valence for every frame of SOURCE with the trained run RUN_DIR.
 
     SOURCE is a video file, or a live source: a camera (/dev/video0), a stream URL (rtsp://, http://,
@@ -48,6 +51,9 @@ def predict(run_dir, source, out_csv, overlay, checkpoint, no_postprocess, detec
     if live and overlay:
         raise click.UsageError("--overlay needs a video file: a live source is not kept; record it to a file and "
                                "predict that")
+    if faces == "all" and (live or overlay or detector or every):
+        raise click.UsageError("--faces all predicts a video file, CSV only, with MTCNN on every frame: it takes no "
+                               "live source, --overlay, --detector or --every")
     if not live and not Path(source).is_file():
         raise click.BadParameter(f"{source} is neither a video file nor a live source (-, /dev/videoN, or a "
                                  f"stream URL such as rtsp://...)", param_hint="'SOURCE'")
@@ -57,6 +63,14 @@ def predict(run_dir, source, out_csv, overlay, checkpoint, no_postprocess, detec
                                 min_face=min_face, progress=not quiet and out_csv != "-")
             click.echo(f"{done.rows} frames ({done.faces / max(done.rows, 1):.1%} with a face) written to "
                        f"{out_csv} as they came", err=out_csv == "-")
+            return
+        if faces == "all":
+            from emotrack.apps.people import predict_people
+
+            table = predict_people(run_dir, source, out_csv, checkpoint, postprocess=not no_postprocess,
+                                   min_face=min_face, progress=not quiet)
+            click.echo(f"{table['track'].nunique()} people, {table['time'].nunique()} frames: {len(table)} rows "
+                       f"written to {out_csv}")
             return
         result = predict_video(run_dir, source, out_csv, checkpoint, postprocess=not no_postprocess,
                                overlay=overlay, detector=detector, every=every, min_face=min_face,

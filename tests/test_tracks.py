@@ -104,3 +104,40 @@ def test_signatures_tell_people_apart():
     same = max(signature_distance(s, sig[i][0]) for i in sig for s in sig[i])
     other = min(signature_distance(s, t) for s in sig[0] for t in sig[1])
     assert same < PeopleTracker(FPS).max_distance < other
+
+
+def test_predict_faces_all_one_row_per_frame_and_person(tiny_run, tmp_path):
+    """Two people side by side, the left one away for frames 10-17: --faces all gives each their track,
+    and each person's rows are what `predict_video` gives for that side alone (MTCNN keeping the left or
+    the right face), the person away flagged face_present 0 with their last prediction held."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from emotrack.apps.predict import predict_video, run_preprocessing
+    from emotrack.cli import main
+    from emotrack.config.run import load_run_config
+    from emotrack.media.video import write_video
+
+    images, noses = compose([lambda k: None if 10 <= k < 18 else 0, lambda k: 224], 30)
+    video = write_video(tmp_path / "two.mp4", images, FPS)
+    result = CliRunner().invoke(main, ["predict", str(tiny_run), str(video), "--out", str(tmp_path / "all.csv"),
+                                       "--faces", "all", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "2 people, 30 frames: 60 rows" in result.output
+    table = pd.read_csv(tmp_path / "all.csv")
+    assert list(table.columns) == ["time", "track", "arousal", "valence", "face_present"]
+    assert table["track"].tolist() == [1, 2] * 30
+    options = run_preprocessing(load_run_config(tiny_run))
+    for side, subject in (("left", 0), ("right", 1)):
+        rows = table[table["track"] == (1 if side == "left" else 2)].reset_index(drop=True)
+        detector = FaceDetector(min_confidence=options.min_confidence, batch_size=options.batch_size,
+                                select=side, min_face=options.min_face)
+        alone = predict_video(tiny_run, video, detector=detector).table
+        np.testing.assert_allclose(rows[["arousal", "valence"]], alone[["arousal", "valence"]], atol=1e-5)
+        np.testing.assert_array_equal(rows["face_present"], alone["face_present"])
+        in_view = np.array([subject in seen for seen in noses])
+        assert (rows["face_present"].to_numpy()[in_view] == 1).mean() > 0.8
+        assert rows["face_present"].to_numpy()[~in_view].sum() == 0
+    result = CliRunner().invoke(main, ["predict", str(tiny_run), str(video), "--out", str(tmp_path / "x.csv"),
+                                       "--faces", "all", "--overlay", str(tmp_path / "x.mp4")])
+    assert result.exit_code == 2 and "--faces all" in result.output and not (tmp_path / "x.csv").exists()

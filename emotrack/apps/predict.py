@@ -330,7 +330,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     try:
         # Preprocessing's own face finding (emotrack.preprocess.session.face_crops): frames read ahead, the face
         # chosen as preprocessing chooses it; each frame is cut at once and dropped.
-        for frame, face in find_faces(finder, decoded(), options.select):
+        select = finder.select if finder is detector else options.select  # a finder given is used as it is
+        for frame, face in find_faces(finder, decoded(), select):
             present.append(face is not None)
             boxes.append(cut.box(face))
             if cropped:

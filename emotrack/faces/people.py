@@ -11,7 +11,7 @@ run's or the preprocessing's); `PeopleTracker` gives each face the id of the per
 - One face per person per frame, one person per face: the assignment of faces to people is the cheapest
   one over both costs (Hungarian algorithm). A face that matches nobody well enough starts a new person.
 
-Ids count from 1 in the order people first appear.
+Ids count from 1 in the order people first appear (from left to right among those who appear together).
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ class PeopleTracker:
             rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
             chosen = {int(i): int(j) for i, j in zip(rows, cols) if np.isfinite(cost[i, j])}
         out = []
-        for i, (face, signature) in enumerate(zip(faces, signatures)):
+        # New people who appear together are numbered from left to right.
+        for i in sorted(range(len(faces)), key=lambda i: (i not in chosen, faces[i].box[0] + faces[i].box[2] / 2)):
+            face, signature = faces[i], signatures[i]
             if i in chosen:
                 person = self.people[chosen[i]]
                 person.box, person.last_seen, person.seen = face.box, self.frame, person.seen + 1
