@@ -51,9 +51,9 @@ def predict(run_dir, source, out_csv, overlay, checkpoint, no_postprocess, detec
     if live and overlay:
         raise click.UsageError("--overlay needs a video file: a live source is not kept; record it to a file and "
                                "predict that")
-    if faces == "all" and (live or overlay or detector or every):
-        raise click.UsageError("--faces all predicts a video file, CSV only, with MTCNN on every frame: it takes no "
-                               "live source, --overlay, --detector or --every")
+    if faces == "all" and (live or detector or every):
+        raise click.UsageError("--faces all predicts a video file with MTCNN on every frame: it takes no live "
+                               "source, --detector or --every")
     if not live and not Path(source).is_file():
         raise click.BadParameter(f"{source} is neither a video file nor a live source (-, /dev/videoN, or a "
                                  f"stream URL such as rtsp://...)", param_hint="'SOURCE'")
@@ -68,9 +68,9 @@ def predict(run_dir, source, out_csv, overlay, checkpoint, no_postprocess, detec
             from emotrack.apps.people import predict_people
 
             table = predict_people(run_dir, source, out_csv, checkpoint, postprocess=not no_postprocess,
-                                   min_face=min_face, progress=not quiet)
+                                   overlay=overlay, min_face=min_face, progress=not quiet)
             click.echo(f"{table['track'].nunique()} people, {table['time'].nunique()} frames: {len(table)} rows "
-                       f"written to {out_csv}")
+                       f"written to {out_csv}" + (f"; overlay: {overlay}" if overlay else ""))
             return
         result = predict_video(run_dir, source, out_csv, checkpoint, postprocess=not no_postprocess,
                                overlay=overlay, detector=detector, every=every, min_face=min_face,

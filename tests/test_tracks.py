@@ -121,7 +121,7 @@ def test_predict_faces_all_one_row_per_frame_and_person(tiny_run, tmp_path):
     images, noses = compose([lambda k: None if 10 <= k < 18 else 0, lambda k: 224], 30)
     video = write_video(tmp_path / "two.mp4", images, FPS)
     result = CliRunner().invoke(main, ["predict", str(tiny_run), str(video), "--out", str(tmp_path / "all.csv"),
-                                       "--faces", "all", "--quiet"])
+                                       "--faces", "all", "--overlay", str(tmp_path / "all.mp4"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "2 people, 30 frames: 60 rows" in result.output
     table = pd.read_csv(tmp_path / "all.csv")
@@ -138,6 +138,17 @@ def test_predict_faces_all_one_row_per_frame_and_person(tiny_run, tmp_path):
         in_view = np.array([subject in seen for seen in noses])
         assert (rows["face_present"].to_numpy()[in_view] == 1).mean() > 0.8
         assert rows["face_present"].to_numpy()[~in_view].sum() == 0
-    result = CliRunner().invoke(main, ["predict", str(tiny_run), str(video), "--out", str(tmp_path / "x.csv"),
-                                       "--faces", "all", "--overlay", str(tmp_path / "x.mp4")])
+    # The overlay: each person's box in their own colour around their face: red (track 1) around the left
+    # person, blue (track 2) around the right one.
+    from emotrack.media.video import read_video
+
+    gained = read_video(tmp_path / "all.mp4")[0].astype(int) - read_video(video)[0].astype(int)
+    k = 0  # both in view
+    redder = gained[k, ..., 0] - gained[k, ..., 2] > 60
+    bluer = gained[k, ..., 2] - gained[k, ..., 0] > 60
+    left, right = slice(0, SIDE), slice(224, 224 + SIDE)
+    assert redder[:, left].sum() > 10 and bluer[:, right].sum() > 10
+    assert redder[:, left].sum() > 5 * bluer[:, left].sum() and bluer[:, right].sum() > 5 * redder[:, right].sum()
+    result = CliRunner().invoke(main, ["predict", str(tiny_run), "-", "--out", str(tmp_path / "x.csv"),
+                                       "--faces", "all"])
     assert result.exit_code == 2 and "--faces all" in result.output and not (tmp_path / "x.csv").exists()

@@ -58,17 +58,20 @@ class _Replay(FaceDetector):
 
 
 def predict_people(run_dir: str | Path, video: str | Path, out_csv: str | Path | None = None,
-                   checkpoint: str = "best.keras", postprocess: bool = True, min_face: float | None = None,
-                   progress: bool = False) -> pd.DataFrame:
+                   checkpoint: str = "best.keras", postprocess: bool = True, overlay: str | Path | None = None,
+                   min_face: float | None = None, progress: bool = False) -> pd.DataFrame:
     """Predict every person of ``video`` (see the module docstring).
 
     Returns:
         The table written to ``out_csv`` (atomically): time, track (the person's id, from 1), the run's
-        targets, face_present; one row per frame and person, by time, then track.
+        targets, face_present; one row per frame and person, by time, then track. ``overlay``: a video
+        to write with each person's box and marker in their own colour, labelled with their id
+        (`emotrack.apps.overlay.write_people_overlay`).
     Raises:
         As `emotrack.apps.predict.predict_video`; `AudioError` for a model that takes the sound track
         (one sound track cannot be told apart by person).
     """
+    from emotrack.apps.overlay import write_people_overlay
     from emotrack.apps.predict import predict_video, run_preprocessing
     from emotrack.config.run import load_run_config
     from emotrack.files import atomic_path, check_writable
@@ -77,8 +80,9 @@ def predict_people(run_dir: str | Path, video: str | Path, out_csv: str | Path |
     from emotrack.models import model_info
 
     run_dir, video = Path(run_dir), Path(video)
-    if out_csv is not None:
-        check_writable(out_csv, "--out")
+    for path, option in ((out_csv, "--out"), (overlay, "--overlay")):
+        if path is not None:
+            check_writable(path, option)
     config = load_run_config(run_dir)
     if "audio" in model_info(config["model"]["name"]).inputs:
         raise AudioError(f"the model of {run_dir} ({config['model']['name']}) takes the sound track, which "
@@ -88,18 +92,19 @@ def predict_people(run_dir: str | Path, video: str | Path, out_csv: str | Path |
     fps = min(rate, options.fps) if options.fps else rate  # the rate the model sees the video at
     people = _People(fps, options.min_confidence, options.batch_size,
                      options.min_face if min_face is None else min_face)
-    tables = []
-    first = predict_video(run_dir, video, checkpoint=checkpoint, postprocess=postprocess, detector=people,
-                          progress=progress)
-    tables.append(first.table.assign(track=1))
+    tracks = {1: predict_video(run_dir, video, checkpoint=checkpoint, postprocess=postprocess, detector=people,
+                               progress=progress)}
     for pid in range(2, len(people.tracker.people) + 1):
         replay = _Replay(people.frames, pid, options.batch_size)
-        tables.append(predict_video(run_dir, video, checkpoint=checkpoint, postprocess=postprocess,
-                                    detector=replay, progress=progress).table.assign(track=pid))
-    table = pd.concat(tables, ignore_index=True)
+        tracks[pid] = predict_video(run_dir, video, checkpoint=checkpoint, postprocess=postprocess,
+                                    detector=replay, progress=progress)
+    table = pd.concat([r.table.assign(track=pid) for pid, r in tracks.items()], ignore_index=True)
     table = table[["time", "track", *config["targets"], "face_present"]].sort_values(
         ["time", "track"], kind="stable", ignore_index=True)
     if out_csv is not None:
         with atomic_path(Path(out_csv), keep_suffix=True) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6f")
+    if overlay is not None:
+        write_people_overlay(video, overlay, {pid: (r.table, r.boxes) for pid, r in tracks.items()},
+                             config["targets"])
     return table
