@@ -2,7 +2,6 @@
 videos are composed here from the synthetic corpus' subjects, so the test knows where each face is."""
 
 import numpy as np
-import pytest
 
 from emotrack.faces.detect import FaceDetector
 from emotrack.faces.people import PeopleTracker, face_signature, signature_distance, track_people

@@ -41,8 +41,8 @@ def is_live(source: str) -> bool:
     """Whether ``source`` names a live source: ``-`` (standard input), a ``/dev/video*`` camera or a URL
     of one of `STREAM_SCHEMES`."""
     source = str(source)
-    return source == "-" or source.startswith("/dev/video") or source.split("://", 1)[0].lower() in STREAM_SCHEMES \
-        and "://" in source
+    scheme = source.split("://", 1)[0].lower() if "://" in source else None
+    return source == "-" or source.startswith("/dev/video") or scheme in STREAM_SCHEMES
 
 
 def open_live(source: str):
