@@ -5,11 +5,15 @@ stream on standard output (H.264, tuned for zero latency), optionally at the pac
 
 ``--log`` writes one line per frame: its index and the moment (``time.monotonic()``, the system-wide clock
 other processes read too) its packets were written; ``--tee`` keeps a copy of the exact bytes streamed.
+``--go FILE``: after the first second of frames (enough for the reader to open the stream), wait until
+FILE exists (the reader is ready: ``emotrack predict`` has loaded its model) and pace from then on, so that
+the frames that follow measure the steady state, not the reader's start-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -25,7 +29,8 @@ class _Tee:
         return len(data)
 
 
-def stream(video: str, pace: bool, log: str | None, tee: str | None, seconds: float | None) -> int:
+def stream(video: str, pace: bool, log: str | None, tee: str | None, seconds: float | None,
+           go: str | None = None) -> int:
     import av
 
     sink = sys.stdout.buffer
@@ -44,6 +49,10 @@ def stream(video: str, pace: bool, log: str | None, tee: str | None, seconds: fl
             for frame in source.decode(vin):
                 if seconds is not None and count >= seconds * float(rate):
                     break
+                if go is not None and count == int(round(float(rate))):
+                    while not os.path.exists(go):
+                        time.sleep(0.01)
+                    start = time.monotonic() - count / float(rate)  # frame `count` is due now
                 if pace:
                     time.sleep(max(0.0, start + count / float(rate) - time.monotonic()))
                 image = frame.to_ndarray(format="rgb24")
@@ -68,9 +77,10 @@ def main(argv=None) -> None:
     parser.add_argument("--log", help="file of (frame, time sent) lines")
     parser.add_argument("--tee", help="file to keep a copy of the stream in")
     parser.add_argument("--seconds", type=float, help="stop after this much video")
+    parser.add_argument("--go", help="after the first second, wait for this file to exist (see above)")
     args = parser.parse_args(argv)
     try:
-        stream(args.video, args.pace, args.log, args.tee, args.seconds)
+        stream(args.video, args.pace, args.log, args.tee, args.seconds, args.go)
     except BrokenPipeError:  # the reader stopped (Ctrl-C): not an error of the source
         pass
 

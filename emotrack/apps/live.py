@@ -9,7 +9,8 @@ stream changes:
 - The model runs on blocks of one training clip's length (``data.window`` input steps for frame-level
   models, each block from a fresh state, as training saw its clips; clip-level models on their clip grid,
   `emotrack.inference.streaming.BlockPredictor`), not on pieces of ``evaluate.chunk`` steps: a row waits
-  for its block, about one clip span, not for ten seconds of video.
+  for its block, about one clip span (a clip-level model's, two: its block and the clips that reach past
+  it), not for ten seconds of video.
 - The face tracker works in chunks of ``every`` frames (the files' 30 would hold a second of video).
 - The annotator delay is undone as for a file: a frame's row holds the model's output of the frame
   ``label_delay_s`` before it (`emotrack.data.align.undo_label_delay`), which is already known then.
@@ -54,7 +55,8 @@ def open_live(source: str):
     import av
 
     if source == "-":
-        name, kwargs = "pipe:0", {"format": "mpegts"}
+        # Half a second of the stream to learn its format: the rows wait for no more.
+        name, kwargs = "pipe:0", {"format": "mpegts", "options": {"analyzeduration": "500000"}}
         what = "standard input (an MPEG-TS stream is expected there, e.g. `ffmpeg ... -f mpegts -`)"
     elif source.startswith("/dev/video"):
         name, kwargs = source, {"format": "v4l2"}
