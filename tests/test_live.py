@@ -57,6 +57,7 @@ def long_video(tmp_path_factory):
     return write_video(path, (item.image for item in iter_session_frames(7, 2, 30.0, 10.0)), 10.0)
 
 
+@pytest.mark.slow  # a real-time stream and a second process: about 10 s
 def test_rows_come_as_the_stream_plays_and_ctrl_c_closes_the_csv(tiny_run, long_video, tmp_path):
     out, sent = tmp_path / "live.csv", tmp_path / "sent.txt"
     producer, consumer = _piped(long_video, tiny_run, out, "--pace", "--log", str(sent))
