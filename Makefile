@@ -48,11 +48,19 @@ bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_predict.py
 
-# Face pipeline on a 640x360 face video: frames/s end to end and agreement with per-frame MTCNN.
-bench-preprocess: install
-	$(BIN)/python benchmarks/bench_preprocess.py
+# Face pipeline on a 640x360 face video: frames/s end to end and agreement with per-frame MTCNN; side by
+# side with MediaPipe's per-frame face detection, in an environment of its own (MediaPipe 0.10.21 needs
+# numpy < 2, emotrack pins numpy 2: it is never one of emotrack's dependencies); --workers 2 scaling.
+MEDIAPIPE_VENV := .venv-mediapipe
+$(MEDIAPIPE_VENV)/bin/python:
+	$(PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install --quiet mediapipe==0.10.21
 
-# emotrack predict on a face video: frames/s of each model family against the real-time target.
+bench-preprocess: install $(MEDIAPIPE_VENV)/bin/python
+	$(BIN)/python benchmarks/bench_preprocess.py --mediapipe $(MEDIAPIPE_VENV)/bin/python
+
+# emotrack predict on a face video: frames/s of each model family against the real-time target, and
+# the latency of a live stream on standard input.
 bench-predict: install
 	$(BIN)/python benchmarks/bench_predict.py
 

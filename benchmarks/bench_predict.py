@@ -40,6 +40,11 @@ second of the whole `emotrack.apps.predict.predict_video` call, model loading in
 their training data was preprocessed (the tracker, ``min_face`` 0.1, crops stored as JPEG and read
 back so).
 
+For the visual runs, a live source too: the video as a real-time paced MPEG-TS stream piped into ``emotrack
+predict RUN - --out -`` (`live_latency`); printed: the latency from a frame's packets reaching the pipe to
+its row reaching the reader (median, 95th percentile) against the goal of one clip span plus 0.2 s, and
+any frame without its row.
+
 Run with `.venv/bin/python benchmarks/bench_predict.py` (the first run takes a few minutes more: it
 makes the videos and trains the runs). Figures depend on the machine; nothing here is asserted.
 """
@@ -60,9 +65,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench_preprocess import FPS, HEIGHT, WIDTH, cached_video  # noqa: E402  (this folder is on sys.path)
 
 # One epoch on short windows: only the run folder is needed, not a good model.
-HUANG = ("huang2018-convlstm", ["train.epochs=1"])
-ASTNET = ("astnet2017-la", ["train.epochs=1", "model.options.backbone=fer2013", "data.window=8",
-                            "data.hop=8", "data.frame_step=2"])
+# The 4-session corpus has two training subjects: none held out for validation.
+_SMALL = ["train.epochs=1", "data.validation.subjects=0"]
+HUANG = ("huang2018-convlstm", _SMALL)
+ASTNET = ("astnet2017-la", [*_SMALL, "model.options.backbone=fer2013", "model.options.attribute_weights=none",
+                            "data.window=8", "data.hop=8",
+                            "data.frame_step=2"])
 # The speech network at the paper's size; only its training is cut short: one window of 10 frames per
 # session (hop 250), as its 4000-tap convolution takes about 2 s per frame to train on a CPU (forward alone:
 # about 150 frames/s).
@@ -155,6 +163,53 @@ def timed(run: Path, video: Path, frames: int, overlay: Path | None, repeats: in
         best = max(best, frames / (time.perf_counter() - start))
         assert len(result.table) == frames
     return best
+
+
+def clip_span_s(run: Path, fps: float) -> float:
+    """Seconds of video one prediction block of a live source covers: one training clip (``data.window``
+    input steps of ``k`` pooled frames, every ``frame_step``-th frame; a clip-level model's clip)."""
+    from emotrack.config.run import input_contract, load_run_config
+    from emotrack.config.schema import with_defaults
+    from emotrack.models import model_info
+
+    config = with_defaults(load_run_config(run))
+    window, step = int(config["data"]["window"]), int(config["data"]["frame_step"])
+    if model_info(config["model"]["name"]).target == "clip":
+        return ((window - 1) * step + 1) / fps
+    k, _ = input_contract(config, fps)
+    return window * k * step / fps
+
+
+def live_latency(run: Path, video: Path, fps: float, work: Path) -> tuple[float, np.ndarray, int, int]:
+    """``emotrack predict RUN - --out -`` fed ``video`` as a real-time paced MPEG-TS stream on standard input
+    (benchmarks/live_source.py). The source sends its first second, then waits until the command is ready
+    (its CSV header is out: TensorFlow and the model are loaded) and paces the rest from then. Returns the
+    start-up (seconds from the first frame sent to the header); for every frame sent after it, the seconds
+    from its packets being written to the pipe to its row being read from the command's output; and the
+    frames sent and rows received."""
+    import subprocess
+    import sys
+
+    sent_log, go = work / "sent.txt", work / "ready"
+    go.unlink(missing_ok=True)
+    source = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_source.py")), str(video),
+                               "--pace", "--log", str(sent_log), "--go", str(go)], stdout=subprocess.PIPE)
+    predict = subprocess.Popen([str(Path(sys.executable).with_name("emotrack")), "predict", str(run), "-",
+                                "--out", "-", "--quiet"], stdin=source.stdout, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    source.stdout.close()
+    received = {}
+    for line in predict.stdout:
+        if line.startswith("time"):
+            ready = time.monotonic()
+            go.touch()
+            continue
+        received[int(round(float(line.split(",", 1)[0]) * fps))] = time.monotonic()
+    predict.wait()
+    source.wait()
+    sent = dict(tuple(map(float, line.split())) for line in sent_log.read_text().splitlines())
+    latency = np.array([received[k] - sent[k] for k in received if k in sent and sent[k] > ready])
+    return ready - sent[0], latency, len(sent), len(received)
 
 
 def run_frame_samples(run: Path) -> int:
@@ -259,6 +314,15 @@ def main() -> None:
             print(f"{label}: {csv_fps:6.1f} frames/s  CSV only; {overlay_fps:6.1f} frames/s  with --overlay "
                   f"(target {target:g} frames/s: {'met' if csv_fps >= target else 'missed'} CSV only, "
                   f"{'met' if overlay_fps >= target else 'missed'} with --overlay)")
+            if experiment != AUDIO[0]:  # a live source cannot feed the speech network (see emotrack.apps.live)
+                startup, latency, sent, rows = live_latency(run, clip, fps, work)
+                span = clip_span_s(run, fps)
+                p50, p95 = np.percentile(latency, [50, 95]) if len(latency) else (np.nan, np.nan)
+                print(f"{label} live, '-' at {fps:g} fps in real time: latency from a frame's arrival to its row "
+                      f"median {p50:.2f} s, 95th percentile {p95:.2f} s over the {len(latency)} frames sent once "
+                      f"it was ready (goal: clip span {span:.2f} s + 0.2 s = {span + 0.2:.2f} s: "
+                      f"{'met' if p95 <= span + 0.2 else 'missed'}); start-up {startup:.1f} s; {rows} rows for "
+                      f"{sent} frames sent ({sent - rows} dropped); load {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,13 @@ Runs, on one video:
     with `PreprocessOptions` at their defaults (one 112x112 gray crop set, JPEG) and in PNG, then with the
     four model families' crop sets (``--crops``) in JPEG and in PNG; each the best of ``--repeat`` runs;
 
-and prints frames per second and, for (b) to (d), the fraction of frames that agree with (a): both
+(e) with ``--mediapipe PYTHON``: MediaPipe's per-frame face detection pass (benchmarks/mediapipe_pass.py, in
+    an environment of its own) and ``emotrack preprocess`` at its defaults, in turns, two rounds, and the
+    ratio of the two;
+(f) ``emotrack preprocess`` at its defaults on a corpus of four sessions (the video four times) with
+    ``--workers 1`` and ``--workers 2``;
+
+and prints frames per second and, for (b) to (e), the fraction of frames that agree with (a): both
 without a face, or both with one and the boxes' IoU >= 0.7. The boxes of (d) are read back from the
 record. The machine's load (1-minute average) is printed before and after, as figures on a shared
 machine depend on it.
@@ -264,6 +270,50 @@ def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, flo
     return boxes, fps, len(record) / entry["num_frames"]
 
 
+def mediapipe_pass(python: Path, video: Path) -> tuple[np.ndarray, float, str]:
+    """The peer's per-frame pass (benchmarks/mediapipe_pass.py, in its own environment ``python``): its boxes
+    (NaN without a face), frames/s (decoding included) and MediaPipe's version."""
+    import json
+    import subprocess
+
+    done = subprocess.run([str(python), str(Path(__file__).with_name("mediapipe_pass.py")), str(video)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    boxes = np.array([b if b is not None else [np.nan] * 4 for b in result["boxes"]], np.float64)
+    return boxes, result["frames"] / result["seconds"], result["version"]
+
+
+def workers_scaling(video: Path, folder: Path, options, sessions: int = 4) -> dict[int, float]:
+    """``emotrack preprocess`` (`preprocess_corpus`) on a corpus of ``sessions`` sessions (links to the video)
+    with 1 and 2 workers: frames/s of the whole corpus for each."""
+    from emotrack.preprocess.corpus import preprocess_corpus
+
+    root = bench_corpus(video, folder / "corpus")
+    rows = (root / "ratings" / "bench.csv").read_text()
+    lines = ["session,subject,partition"]
+    for k in range(sessions):
+        name = f"bench{k}"
+        link = root / "videos" / f"{name}.mp4"
+        if not link.exists():
+            link.symlink_to(video.resolve())
+        (root / "ratings" / f"{name}.csv").write_text(rows)
+        lines.append(f"{name},s{k},train")
+    (root / "videos" / "bench.mp4").unlink()
+    (root / "ratings" / "bench.csv").unlink()
+    (root / "partitions.csv").write_text("\n".join(lines) + "\n")
+    speed = {}
+    for workers in (1, 2):
+        out = folder / f"workers{workers}"
+        start = time.perf_counter()
+        report = preprocess_corpus("generic", root, out, options, progress=False, log=lambda *_: None,
+                                   workers=workers, resume=False)
+        seconds = time.perf_counter() - start
+        if not report.ok:
+            raise RuntimeError(f"preprocessing failed: {report.failed}")
+        speed[workers] = sum(e["num_frames"] for e in report.done) / seconds
+    return speed
+
+
 def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
@@ -278,6 +328,8 @@ def main() -> None:
     parser.add_argument("--min-face", type=float, default=None,
                         help="smallest face, as a fraction of the frame's shorter side (default: preprocessing's)")
     parser.add_argument("--repeat", type=int, default=2, help="(d): runs of each configuration, the best reported")
+    parser.add_argument("--mediapipe", type=Path, help="(e): the Python of an environment with mediapipe==0.10.21 "
+                        "(make bench-preprocess makes .venv-mediapipe); without it (e) is skipped")
     args = parser.parse_args()
 
     from emotrack.faces.crop import CROP_SPECS
@@ -341,6 +393,25 @@ def main() -> None:
                   f"{options.image_format.upper()}, {per_frame / 1024:.1f} KiB/frame)")
             if k == 0:
                 default_fps = session_fps
+        if args.mediapipe is not None:
+            # Side by side, in turns: emotrack preprocess at its defaults and the peer's per-frame pass.
+            options = PreprocessOptions(min_face=args.min_face, detect_every=args.every, audio=False)
+            ours, theirs = [], []
+            for round_ in range(2):
+                _, ours_fps, _ = preprocessed(root, Path(tmp) / f"round{round_}", options)
+                peer_boxes, peer_fps, version = mediapipe_pass(args.mediapipe, video)
+                ours.append(ours_fps)
+                theirs.append(peer_fps)
+            agree, mean_iou = agreement(peer_boxes, reference)
+            print(f"(e) MediaPipe {version} short-range, per frame with decoding, largest face -> 112x112 gray JPEG: "
+                  f"{', '.join(f'{v:.1f}' for v in theirs)} frames/s (agreement {agree:.1%}, mean IoU "
+                  f"{mean_iou:.3f}); emotrack preprocess defaults in the same rounds: "
+                  f"{', '.join(f'{v:.1f}' for v in ours)} frames/s; ratio emotrack / MediaPipe "
+                  f"{', '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} (goal >= 1.0)")
+        options = PreprocessOptions(min_face=args.min_face, detect_every=args.every, audio=False)
+        speed = workers_scaling(video, Path(tmp) / "scaling", options)
+        print(f"(f) corpus  4 sessions of this video, emotrack preprocess defaults: {speed[1]:.1f} frames/s with "
+              f"--workers 1, {speed[2]:.1f} with --workers 2 (x{speed[2] / speed[1]:.2f})  ({load()})")
     corpus = 900_000
     print(f"            a SEWA-sized corpus ({corpus:,} frames) at (d) defaults: {corpus / default_fps / 3600:.1f} h; "
           f"at (a): {corpus / reference_fps / 3600:.0f} h  ({load()})")

@@ -43,3 +43,25 @@ def tiny_rgb_tfr(tiny_corpus, tmp_path_factory):
                                progress=False)
     assert report.ok, report.failed
     return out
+
+
+# tests/test_train.py's tiny ConvLSTM, one epoch; prediction pieces of 8 frames, so that a 40-frame video
+# is predicted in several blocks.
+TINY_RUN = ["train.epochs=1", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
+            "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4", "evaluate.chunk=8",
+            # The tiny corpus has one training subject: no validation split; devel and test as before.
+            "data.validation.subjects=0", "evaluate.partitions=[devel, test]",
+            "evaluate.postprocessing=tzirakis2017"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_tfr, tmp_path_factory):
+    """A run of the tiny ConvLSTM on the tiny corpus, evaluated (its ``postprocessing.json`` fitted), for
+    the tests of ``emotrack predict``."""
+    from emotrack.evaluation.report import evaluate
+    from emotrack.training.train import train
+
+    out = tmp_path_factory.mktemp("predict") / "run"
+    train("huang2018-convlstm", tiny_tfr, out, overrides=TINY_RUN, verbose=0)
+    evaluate(out)
+    return out

@@ -20,14 +20,7 @@ from emotrack.inference.session import CompiledModel, predict_frames
 from emotrack.inference.streaming import BlockPredictor
 from emotrack.media.video import read_video, write_video
 from emotrack.models import build_model, load_model
-from emotrack.training.train import train
 
-# tests/test_train.py's tiny ConvLSTM, one epoch; prediction pieces of 8 frames, so that a 40-frame video
-# is predicted in several blocks.
-TINY = ["train.epochs=1", "data.window=8", "data.hop=4", "data.label_delay_s=0.5", "data.batch_size=4",
-        "model.options.filters=[2, 2, 2, 2]", "model.options.dense_units=4", "evaluate.chunk=8",
-        # The tiny corpus has one training subject: no validation split; devel and test as before.
-        "data.validation.subjects=0", "evaluate.partitions=[devel, test]", "evaluate.postprocessing=tzirakis2017"]
 BLOCK = 16
 
 
@@ -66,13 +59,8 @@ def _reference(run, crops, fps, postprocess=True):
 
 
 @pytest.fixture(scope="module")
-def run(tiny_tfr, tmp_path_factory):
-    from emotrack.evaluation.report import evaluate
-
-    out = tmp_path_factory.mktemp("predict") / "run"
-    train("huang2018-convlstm", tiny_tfr, out, overrides=TINY, verbose=0)
-    evaluate(out)  # fits postprocessing.json
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

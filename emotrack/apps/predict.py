@@ -82,15 +82,15 @@ from emotrack.media.audio import (
     samples_per_frame,
     session_audio,
 )
-from emotrack.media.video import VideoError, iter_frames, video_fps
-from emotrack.preprocess.align import align_ratings, at_rate, held_index
+from emotrack.media.video import VideoError, iter_frames, video_timing
+from emotrack.preprocess.align import align_ratings, at_rate, held_index, on_grid
 from emotrack.preprocess.options import PreprocessOptions
 from emotrack.preprocess.session import NoFaceError
 from emotrack.records.tfrecord import encode_image
 
-__all__ = ["DEFAULT_BLOCK_FRAMES", "DETECTORS", "BlockPredictor", "CompiledModel", "NoFaceError",
+__all__ = ["DEFAULT_BLOCK_FRAMES", "DETECTORS", "BlockPredictor", "CompiledModel", "FrameCutter", "NoFaceError",
            "VideoPrediction", "apply_postprocessing", "as_trained", "draw_overlay", "face_finder", "predict_video",
-           "run_crop_spec", "run_preprocessing", "write_overlay"]
+           "run_crop_spec", "run_face_pipeline", "run_preprocessing", "write_overlay"]
 
 
 #: How faces are found: ``tracker`` (`FaceTracker`, fast) or ``mtcnn`` (`FaceDetector` on every frame,
@@ -118,6 +118,46 @@ def run_crop_spec(config: dict[str, Any], options: PreprocessOptions) -> CropSpe
     if name is None:
         return next(iter(sets.values()))
     return sets[name] if name in sets else crop_set(name)[1]
+
+
+def run_face_pipeline(run_dir: Path, detector: str | FaceTracker | FaceDetector | None = None,
+                      every: int | None = None, min_face: float | None = None, batch_size: int | None = None
+                      ) -> tuple[dict[str, Any], PreprocessOptions, FaceTracker | FaceDetector]:
+    """A run's config, the preprocessing options its data was made with, and its face finder (see
+    `face_finder`; ``detector`` may also be a `FaceTracker` or `FaceDetector` to use as it is;
+    ``batch_size`` replaces the frames per MTCNN call)."""
+    config = load_run_config(run_dir)
+    options = run_preprocessing(config)
+    if batch_size is not None:
+        options = dataclasses.replace(options, batch_size=batch_size)
+    finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
+        face_finder(options, detector, every, min_face)
+    return config, options, finder
+
+
+class FrameCutter:
+    """Each frame's crop as the run's preprocessing cut it: at the frame's face, or where it has none at the
+    last face box seen (a blank crop before the first face), stored and read back in the data's image
+    format (`as_trained`).
+
+    Use: ``box(face)`` for each frame's face (None where none was found), then ``cutter(frame)``."""
+
+    def __init__(self, config: dict[str, Any], options: PreprocessOptions):
+        self.spec, self.options = run_crop_spec(config, options), options
+        self.blank = as_trained(np.zeros(self.spec.shape, np.uint8), options.image_format)
+        self.last: Face | None = None
+
+    def box(self, face: Face | None) -> tuple[float, float, float, float]:
+        """The box the frame is cut at (NaN before the first face); remembers ``face``."""
+        if face is not None:
+            self.last = face
+        return tuple(self.last.box) if self.last is not None else (np.nan,) * 4
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        if self.last is None:
+            return self.blank
+        o = self.options
+        return as_trained(crop_faces(frame, self.last, [self.spec], o.margin, o.align)[0], o.image_format)
 
 
 def face_finder(options: PreprocessOptions, detector: str | None = None, every: int | None = None,
@@ -240,12 +280,10 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     if still:
         raise VideoError(f"{video} is a still image ({still}), not a video: the run predicts from faces over "
                          f"time; give a video file (e.g. MP4)")
-    config = load_run_config(run_dir)
-    options = run_preprocessing(config)
-    finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
-        face_finder(options, detector, every, min_face)
+    config, options, finder = run_face_pipeline(run_dir, detector, every, min_face)
     inputs = model_info(config["model"]["name"]).inputs
-    fps = video_fps(video)  # names the video when it is missing or unreadable
+    timing = video_timing(video)  # names the video when it is missing or unreadable
+    fps = timing.rate
     if fps <= 0:
         raise VideoError(f"{video} declares no frame rate; re-encode it, e.g. "
                          f"`ffmpeg -i {video.name} -r 25 out.mp4`")
@@ -254,11 +292,13 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
                          f"{video} has none")
     model = CompiledModel.wrap(load_checkpoint(run_dir, checkpoint))
 
-    # A run trained on subsampled frames (preprocess --fps) sees the video at that rate; its predictions
-    # are carried back to every frame at the end.
+    # A run trained on subsampled frames (preprocess --fps) sees the video at that rate, and a variable
+    # frame-rate video is seen at its nominal rate, every 1/fps s the frame on screen then (`on_grid`);
+    # the predictions are carried back to every frame, at its true time, at the end.
     video_rate = fps
     if options.fps is not None and options.fps < video_rate - 1e-6:
         fps = float(options.fps)
+    resampled = fps < video_rate or timing.variable
     if "audio" in inputs:
         wanted = next(int(t.shape[-1]) for t in model.inputs if len(t.shape) == 3)  # (batch, time, samples)
         if samples_per_frame(fps) != wanted:
@@ -270,12 +310,10 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     block_frames = DEFAULT_BLOCK_FRAMES if block_frames is None else block_frames
     blocks = BlockPredictor(model, config, fps, block_frames) if streamed else None
     kept: list[np.ndarray] = []
-    spec = run_crop_spec(config, options)
-    blank = as_trained(np.zeros(spec.shape, np.uint8), options.image_format)
+    cut = FrameCutter(config, options)
     times: list[float] = []  # of the frames the model sees
     every_time: list[float] = []  # of every frame of the video
     present, boxes = [], []
-    last: Face | None = None
 
     def timed():
         for t, frame in iter_frames(video):
@@ -283,7 +321,8 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
             yield t - every_time[0], frame
 
     def decoded():
-        for t, frame in at_rate(timed(), fps if fps < video_rate else None):
+        pairs = on_grid(timed(), fps) if timing.variable else at_rate(timed(), fps if resampled else None)
+        for t, frame in pairs:
             times.append(t)
             yield frame
 
@@ -291,14 +330,12 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     try:
         # Preprocessing's own face finding (emotrack.preprocess.session.face_crops): frames read ahead, the face
         # chosen as preprocessing chooses it; each frame is cut at once and dropped.
-        for frame, face in find_faces(finder, decoded(), options.select):
-            if face is not None:
-                last = face
+        select = finder.select if finder is detector else options.select  # a finder given is used as it is
+        for frame, face in find_faces(finder, decoded(), select):
             present.append(face is not None)
-            boxes.append(last.box if last is not None else (np.nan,) * 4)
+            boxes.append(cut.box(face))
             if cropped:
-                crop = blank if last is None else as_trained(
-                    crop_faces(frame, last, [spec], options.margin, options.align)[0], options.image_format)
+                crop = cut(frame)
                 if blocks is not None:
                     blocks.push(crop)
                 else:
@@ -331,7 +368,7 @@ def predict_video(run_dir: str | Path, video: str | Path, out_csv: str | Path | 
     if postprocess and chain_file.is_file():
         pred = apply_postprocessing(PostProcessingChain.load(chain_file), pred, times_arr, fps)
 
-    if len(every_time) > len(times):
+    if resampled:
         # Back to every frame: predictions interpolated between the frames the model saw, the face of
         # the last frame seen held.
         all_times = np.asarray(every_time, np.float64) - every_time[0]

@@ -39,30 +39,33 @@ def make_face_finder(tracker: bool = True, every: int = 5, min_face: float | Non
     return FaceDetector(min_confidence=min_confidence, batch_size=batch_size, select=select)
 
 
-def _detected(detector: FaceDetector, frames: Iterable[np.ndarray], select: str
-              ) -> Iterator[tuple[np.ndarray, Face | None]]:
-    """(frame, face) for every frame: `FaceDetector` on batches of ``batch_size`` frames, the face chosen by
-    ``select`` (``tracked`` follows the face across batches); decoding reads one batch ahead."""
-    previous, batch = None, []
+def detected_faces(detector: FaceDetector, frames: Iterable[np.ndarray]
+                   ) -> Iterator[tuple[np.ndarray, list[Face]]]:
+    """(frame, every face above the detector's confidence) for every frame: `FaceDetector.detect_all` on
+    batches of ``batch_size`` frames; decoding reads one batch ahead."""
+    batch: list[np.ndarray] = []
     source = read_ahead(frames, detector.batch_size)
-
-    def chosen(chunk):
-        nonlocal previous
-        for frame, faces in zip(chunk, detector.detect_all(chunk)):
-            face = choose_face(faces, select, previous, frame_width=frame.shape[1])
-            previous = face if face is not None else previous
-            yield frame, face
-
     try:
         for frame in source:
             batch.append(frame)
             if len(batch) == detector.batch_size:
-                yield from chosen(batch)
+                yield from zip(batch, detector.detect_all(batch))
                 batch = []
         if batch:
-            yield from chosen(batch)
+            yield from zip(batch, detector.detect_all(batch))
     finally:
         source.close()
+
+
+def _detected(detector: FaceDetector, frames: Iterable[np.ndarray], select: str
+              ) -> Iterator[tuple[np.ndarray, Face | None]]:
+    """(frame, face) for every frame: `detected_faces`, the face chosen by ``select`` (``tracked`` follows
+    the face across batches)."""
+    previous = None
+    for frame, faces in detected_faces(detector, frames):
+        face = choose_face(faces, select, previous, frame_width=frame.shape[1])
+        previous = face if face is not None else previous
+        yield frame, face
 
 
 def find_faces(finder: FaceFinder, frames: Iterable[np.ndarray], select: str

@@ -31,8 +31,9 @@ class BlockPredictor:
             and Siamese models ``evaluate.chunk // k`` input steps (a multiple of the network's own time
             reduction) x k pooled frames x ``data.frame_step``; for clip-level models the clip hop.
 
-    Use: `push` every crop (uint8 (H, W, C)), then `finish` for the (T, outputs) float32 predictions.
-    ``held_max`` is the most crops held at any time.
+    Use: `push` every crop (uint8 (H, W, C)), then `finish` for the (T, outputs) float32 predictions;
+    or, live, `take` after each push for the predictions made since the last `take`, and `finish` for
+    the rest. ``held_max`` is the most crops held at any time.
     """
 
     def __init__(self, model, config: dict[str, Any], fps: float, block_frames: int = DEFAULT_BLOCK_FRAMES):
@@ -66,6 +67,7 @@ class BlockPredictor:
         self._base = 0  # frame index of self._crops[0]
         self._done = 0  # frames predicted
         self._out: list[np.ndarray] = []
+        self._taken = 0  # blocks of self._out handed out by `take`
 
     @property
     def frames(self) -> int:
@@ -77,6 +79,11 @@ class BlockPredictor:
         self.held_max = max(self.held_max, len(self._crops))
         if self.frames >= self._done + self.block + self.lookahead:
             self._predict(self._done + self.block, final=False)
+
+    def take(self) -> np.ndarray:
+        """The predictions made since the last call (float32 (n, outputs), n may be 0), in frame order."""
+        new, self._taken = self._out[self._taken:], len(self._out)
+        return np.concatenate(new).astype(np.float32) if new else np.zeros((0, 0), np.float32)
 
     def finish(self) -> np.ndarray:
         """Predict what is left; returns float32 (T, outputs) for all T crops pushed."""

@@ -3,11 +3,17 @@
 Two frame sources give the same arrays: :func:`read_video` decodes a video file (its frame rate is
 the container's); :func:`read_frames_dir` reads a folder of numbered images, for corpora that ship
 clips as frames (AFEW-VA: ``NNN/00000.png ...``), at a rate the corpus spec states.
+
+Phone videos need two more facts, which :func:`video_timing` gives before decoding: their frame rate
+varies (every frame carries its own time stamp, which :func:`iter_frames` yields; the nominal rate is the
+most common one, not the container's average), and the picture is stored turned, with a display matrix
+saying how to turn it upright (:func:`iter_frames` yields frames upright, as a player shows them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +91,93 @@ def video_fps(path: str | Path) -> float:
         container.close()
 
 
+@dataclass(frozen=True)
+class VideoTiming:
+    """When a video's frames are shown, from its packets' time stamps (`video_timing`).
+
+    Attributes:
+        rate: the nominal frame rate (frames/s): the container's average where the frames keep one
+            rate, else one over the most common time between frames (a phone's 30 fps with stretches
+            at 24 is 30).
+        variable: the times between frames differ by more than 2% (and one time stamp tick): the video
+            is variable frame rate, and only its time stamps say when a frame is shown.
+        slowest, fastest: the lowest and highest rates between two frames (frames/s).
+        frames: the frames counted.
+    """
+
+    rate: float
+    variable: bool
+    slowest: float
+    fastest: float
+    frames: int
+
+
+def video_timing(path: str | Path) -> VideoTiming:
+    """The frame timing of a video's first video stream, from its packets (demuxed, not decoded).
+
+    Raises:
+        VideoError: naming the file, when it cannot be opened or holds no video stream, or its packets
+            carry no time stamps and it declares no frame rate.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        tick = float(stream.time_base) if stream.time_base else 0.0
+        stamps = [p.pts for p in container.demux(stream) if p.pts is not None and p.size]
+        declared = float(stream.average_rate) if stream.average_rate else 0.0
+    except av.error.FFmpegError as err:
+        raise VideoError(f"video {path} is truncated or damaged: its packets cannot be read ({err}); copy "
+                         f"the session's video again from the corpus") from err
+    finally:
+        container.close()
+    times = np.unique(np.asarray(stamps, np.float64)) * tick
+    steps = np.diff(times)
+    steps = steps[steps > 0]
+    if not len(steps):
+        if declared <= 0:
+            raise VideoError(f"{path}: frames carry no time stamps and no frame rate is declared")
+        return VideoTiming(declared, False, declared, declared, len(times))
+    values, counts = np.unique(np.round(steps / max(tick, 1e-9)), return_counts=True)
+    typical = float(values[np.argmax(counts)]) * max(tick, 1e-9)
+    variable = bool(np.any(np.abs(steps - typical) > max(0.02 * typical, 1.5 * tick)))
+    rate = 1.0 / typical if variable or declared <= 0 else declared
+    return VideoTiming(rate, variable, float(1.0 / steps.max()), float(1.0 / steps.min()), len(times))
+
+
+def display_rotation(path: str | Path) -> int:
+    """How many degrees counter-clockwise a video's picture is turned for display (its first frame's
+    display matrix; 0 where it has none)."""
+    import av
+
+    container = _open(Path(path))
+    try:
+        frame = next(container.decode(container.streams.video[0]), None)
+        return int(frame.rotation or 0) if frame is not None else 0
+    except av.error.FFmpegError:
+        return 0  # decoding proper names the fault
+    finally:
+        container.close()
+
+
+def upright(frame) -> np.ndarray:
+    """A decoded PyAV video frame as an RGB uint8 (H, W, 3) array turned as its display matrix says
+    (a phone video stored sideways comes out upright, as a player shows it).
+
+    Raises:
+        VideoError: the display matrix turns the picture by other than a multiple of 90 degrees.
+    """
+    image = frame.to_ndarray(format="rgb24")
+    turn = int(frame.rotation or 0)
+    if turn % 90:
+        raise VideoError(f"a frame is to be shown turned by {turn} degrees, not a multiple of 90; re-encode "
+                         f"the video upright, e.g. `ffmpeg -i IN -vf transpose=1 OUT.mp4`")
+    # `rotation` is counter-clockwise, as np.rot90 turns.
+    return np.ascontiguousarray(np.rot90(image, (turn // 90) % 4)) if turn % 360 else image
+
+
 def _declared_end(stream) -> float | None:
     """Where a video stream says it ends, in seconds of its time stamps (None when it does not say)."""
     if not stream.duration or not stream.time_base:
@@ -96,7 +189,9 @@ def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
     """Decode a video frame by frame.
 
     Yields:
-        (time in seconds, RGB frame uint8 (H, W, 3)), in presentation order.
+        (time in seconds, RGB frame uint8 (H, W, 3)), in presentation order: each frame at the time its
+        own time stamp gives (variable frame-rate video keeps its true times) and turned upright as its
+        display matrix says (`upright`).
 
     Raises:
         VideoError: naming the file, when it cannot be opened (empty, not a video, cut before its index)
@@ -120,7 +215,7 @@ def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
                 t = index / rate
             else:
                 raise VideoError(f"{path}: frames carry no time stamps and no frame rate is declared")
-            yield t, frame.to_ndarray(format="rgb24")
+            yield t, upright(frame)
             last = t
             index += 1
         end = _declared_end(stream)

@@ -58,3 +58,19 @@ def at_rate(items: Iterable[tuple[float, Any]], rate: float | None) -> Iterator[
                 continue
             last = slot
         yield t, frame
+
+
+def on_grid(items: Iterable[tuple[float, Any]], rate: float) -> Iterator[tuple[float, Any]]:
+    """A variable frame-rate video seen at a constant ``rate``: at every 1/rate s from time 0 to its last
+    frame, (that time, the frame on screen then: the last one whose time has come), as a player shows
+    it. Frames of a faster stretch that no grid time shows are left out; in a slower one a frame is
+    shown at several grid times. On a video that keeps to ``rate`` every frame is kept."""
+    k, held, last = 0, None, 0.0
+    for t, frame in items:
+        while held is not None and k / rate < t - 1e-6:
+            yield k / rate, held
+            k += 1
+        held, last = frame, t
+    while held is not None and k / rate <= last + 1e-6:
+        yield k / rate, held
+        k += 1

@@ -65,8 +65,8 @@ from emotrack.media.audio import (
     read_audio,
     session_audio,
 )
-from emotrack.media.video import VideoError, iter_frames, read_frames_dir, video_fps
-from emotrack.preprocess.align import align_ratings, align_valid, at_rate
+from emotrack.media.video import VideoError, iter_frames, read_frames_dir, video_fps, video_timing
+from emotrack.preprocess.align import align_ratings, align_valid, at_rate, on_grid
 from emotrack.preprocess.options import PreprocessError, PreprocessOptions
 from emotrack.records.manifest import file_sha256
 from emotrack.records.tfrecord import EncodedFrames, encode_image
@@ -138,7 +138,9 @@ class _Timeline:
 
     Iterating yields the frames before ``until`` (the end of the ratings), subsampled to ``rate`` frames/s
     (see `at_rate`), and records their times in ``kept``, and every frame's time, those after ``until``
-    included (they are decoded, not kept), in ``times``.
+    included (they are decoded, not kept), in ``times``. A variable frame-rate video (a phone's) is seen
+    at its nominal rate (`emotrack.media.video.video_timing`), or ``rate``, as a player shows it
+    (`on_grid`): ``kept`` then holds the grid's times, each frame shown at its true time.
     """
 
     def __init__(self, spec: CorpusSpec, session: Session, until: float, rate: float | None = None):
@@ -146,13 +148,21 @@ class _Timeline:
         self.path, self.until = session.video, until
         self.times: list[float] = []
         self.kept: list[float] = []
+        self.variable = False
         if v.get("kind", "file") == "frames":
             self._frames, times, self.fps = read_frames_dir(session.video, float(v["fps"]), v.get("frames", "*.png"))
             self._times: np.ndarray | None = times
         else:
             self._frames, self._times = None, None
             self.fixed = v.get("fps", "from_file") != "from_file"
-            self.fps = float(v["fps"]) if self.fixed else video_fps(session.video)
+            timing = video_timing(session.video)
+            self.variable = timing.variable
+            if self.fixed and self.variable:
+                raise VideoError(f"video {session.video} has a variable frame rate ({timing.slowest:.3g} to "
+                                 f"{timing.fastest:.3g} fps) but the spec fixes video.fps to {v['fps']}: its "
+                                 f"frames would be put at the wrong times; set video.fps: from_file in the "
+                                 f"spec (and give no --video-fps) to use the frames' own time stamps")
+            self.fps = float(v["fps"]) if self.fixed else timing.rate
         # Subsampled only to a rate below the video's own.
         self.rate = float(rate) if rate is not None and float(rate) < self.fps - 1e-6 else None
 
@@ -175,7 +185,8 @@ class _Timeline:
                 yield t, frame
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for t, frame in at_rate(self._all(), self.rate):
+        pairs = on_grid(self._all(), self.rate or self.fps) if self.variable else at_rate(self._all(), self.rate)
+        for t, frame in pairs:
             self.kept.append(t)
             yield frame
 
@@ -289,6 +300,10 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
     source, own_track, audio_unusable = _audio_input(spec, root, info, options)
 
     timeline = _Timeline(spec, info, until=ratings_end, rate=options.fps)
+    if timeline.variable and not spec.rating_rate_hz:
+        raise RatingsError(f"video {video_path} has a variable frame rate, but the spec rates every video frame "
+                           f"(no rating rate): the ratings' times cannot be taken from a frame rate; "
+                           f"re-encode the video at a constant rate first, e.g. `ffmpeg -i IN -r 30 OUT.mp4`")
     select = info.face_select or options.select
     crops, present, boxes = face_crops(timeline, detector, options, video_path, select=select)
     times, video_rate = np.asarray(timeline.times, np.float64), timeline.fps
