@@ -112,3 +112,22 @@ def test_repeats_folder_is_one_row_with_mean_and_std(tmp_path, evaluated_run):
     (folder / "repeats.json").write_text(json.dumps(summary))
     row = compare_runs([folder]).iloc[0]
     assert row["runs"] == 2 and row["test_raw_arousal"] == 0.5 and row["test_raw_arousal_std"] == 0.1
+
+
+def test_a_run_whose_resize_crop_is_a_side_in_pixels_is_refused_naming_its_config(evaluated_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    run, _ = evaluated_run
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    config["data"]["augment"] = {"resize_crop": 110}  # what the option once meant: a side in pixels
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    before = (old / "report.json").read_bytes()
+    result = CliRunner().invoke(main, ["evaluate", str(old)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(old / "config.yaml") in result.output and "data.augment.resize_crop=110" in result.output
+    assert "relative to the crop" in result.output and "1.1458" in result.output
+    assert (old / "report.json").read_bytes() == before  # the report it had is left as it was

@@ -15,6 +15,7 @@ import numpy as np
 
 from emotrack.config.run import load_checkpoint, load_run_config
 from emotrack.data.align import delay_frames, undo_label_delay
+from emotrack.data.augment import check_options
 from emotrack.data.pipeline import session_arrays
 from emotrack.evaluation.metrics import ccc, compute_metrics
 from emotrack.files import atomic_path, check_writable
@@ -208,6 +209,10 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     check_writable(run_dir / REPORT, "the run folder")
+    try:  # evaluation crops as training's augmentation resized (emotrack.data.augment.centre_crop)
+        check_options(config["data"].get("augment"))
+    except ValueError as err:
+        raise ValueError(f"{run_dir / 'config.yaml'}: {err}") from err
     # The chain's name first: a typo stops the evaluation before the model is loaded.
     postprocessing = postprocessing or config["evaluate"]["postprocessing"]
     try:
