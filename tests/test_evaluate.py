@@ -131,3 +131,42 @@ def test_a_run_whose_resize_crop_is_a_side_in_pixels_is_refused_naming_its_confi
     assert str(old / "config.yaml") in result.output and "data.augment.resize_crop=110" in result.output
     assert "relative to the crop" in result.output and "1.1458" in result.output
     assert (old / "report.json").read_bytes() == before  # the report it had is left as it was
+
+
+def test_post_processed_devel_is_marked_in_sample_in_every_output(evaluated_run):
+    run, report = evaluated_run
+    # No validation split: the chain was fitted on devel, so its devel figures are in-sample; test's are not.
+    assert report["postprocessing_fitted_on"] == "devel"
+    devel, test = report["partitions"]["devel"], report["partitions"]["test"]
+    assert devel["post_processed_in_sample"] is True and test["post_processed_in_sample"] is False
+    assert devel["post_processed_fitted_on"] == test["post_processed_fitted_on"] == "devel"
+    assert json.loads((run / "report.json").read_text())["partitions"]["devel"]["post_processed_in_sample"] is True
+    table = pd.read_csv(run / "metrics.csv")
+    post = table[table.kind == "post_processed"]
+    assert set(post[post.partition == "devel"]["in_sample"]) == {True}
+    assert set(post[post.partition == "test"]["in_sample"]) == {False}
+    assert set(post["fitted_on"]) == {"devel"} and set(table[table.kind == "raw"]["in_sample"]) == {False}
+    result = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    lines = {tuple(line.split()[:2]): line for line in result.output.splitlines() if "sessions)" in line}
+    assert "[in-sample: post-processing fitted on devel]" in lines[("devel", "post_processed")]
+    assert "in-sample" not in lines[("test", "post_processed")] + lines[("devel", "raw")]
+
+
+def test_compare_places_like_beside_like_and_labels_in_sample_figures(evaluated_run, tmp_path):
+    run, report = evaluated_run
+    result = CliRunner().invoke(main, ["compare", str(run), "--csv", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()[:2]
+    columns = header.split()
+    # Huang et al. report devel: the devel columns stand last, beside the paper's numbers.
+    assert columns.index("test_post_valence") < columns.index("devel_raw_arousal") < columns.index("paper")
+    assert row.split()[-1] == "devel"  # the partition the paper's numbers are on
+    devel_post = report["partitions"]["devel"]["post_processed"]["arousal"]["CCC"]
+    test_post = report["partitions"]["test"]["post_processed"]["arousal"]["CCC"]
+    assert f"{devel_post:.3f} (in-sample)" in row and f"{test_post:.3f} (in-sample)" not in row
+    assert "(in-sample): post-processed on the partition its chain was fitted on" in result.output
+    assert "test beside test" in result.output
+    saved = pd.read_csv(tmp_path / "t.csv").iloc[0]
+    assert bool(saved["devel_post_in_sample"]) and not bool(saved["test_post_in_sample"])
+    assert saved["post_fitted_on"] == "devel" and saved["paper_partition"] == "devel"
