@@ -30,6 +30,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 NO_WEIGHTS = ("model.options.weights=null",)
+ASTNET = ("model.options.backbone=fer2013", "model.options.attribute_weights=none", "data.frame_step=2",
+          "data.window=50", "data.hop=10")
 #: family -> (experiment, the crop set, overrides for the paper's input size). AST-Net as the issue that
 #: asked for this ran it: the FER2013 backbone, 50-frame clips every 2nd frame, a clip every 10 frames.
 FAMILIES = {
@@ -38,12 +40,8 @@ FAMILIES = {
     "tzirakis2017-audio": ("tzirakis2017-audio-seq150", "tzirakis2017", ()),
     "tzirakis2017-visual": ("tzirakis2017-visual-seq150", "tzirakis2017", NO_WEIGHTS),
     "tzirakis2017-audiovisual": ("tzirakis2017-audiovisual-seq150", "tzirakis2017", ()),
-    "astnet2017": ("astnet2017-t", "astnet", ("model.options.backbone=fer2013", "model.options.attribute_weights=none",
-                                              "data.frame_step=2",
-                                              "data.window=50", "data.hop=10")),
-    "astnet2017-siamese": ("astnet2017-full-loss", "astnet", ("model.options.backbone=fer2013",
-                                                               "model.options.attribute_weights=none", "data.frame_step=2",
-                                                               "data.window=50", "data.hop=10")),
+    "astnet2017": ("astnet2017-t", "astnet", ASTNET),
+    "astnet2017-siamese": ("astnet2017-full-loss", "astnet", ASTNET),
     "teixeira2021-vgg16-lstm": ("teixeira2021-vgg16-lstm-64-0.2-mean-50fps", "teixeira2021", NO_WEIGHTS),
     "teixeira2021-i3d": ("teixeira2021-i3d-vgg16-c1", "teixeira2021", NO_WEIGHTS),
 }
@@ -82,14 +80,14 @@ def measure(family: str, data: Path, out: Path, limit_bytes: int) -> str:
         if seen > limit_bytes:
             proc.kill()
             proc.wait()
-            return f"{family:26s} over {limit_bytes / 2 ** 30:5.1f} GB: stopped before the end of its epoch"
+            return f"{family:26s} over {limit_bytes / 2 ** 30:5.1f} GiB: stopped before the end of its epoch"
         time.sleep(0.2)
     stdout, stderr = proc.communicate()
     if proc.returncode:
         last = (stderr.strip().splitlines() or ["no message"])[-1]
         return f"{family:26s} failed: {last}"
     result = json.loads(stdout.strip().splitlines()[-1])
-    return (f"{family:26s} {result['peak_bytes'] / 2 ** 30:6.2f} GB peak resident, one epoch in "
+    return (f"{family:26s} {result['peak_bytes'] / 2 ** 30:6.2f} GiB peak resident, one epoch in "
             f"{result['seconds']:.0f} s")
 
 
@@ -99,7 +97,7 @@ def main() -> None:
     parser.add_argument("--data", help="a preprocessed corpus holding the crop sets (default: synthesised)")
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--limit-gb", type=float, default=16.0, help="stop a family above this resident memory")
+    parser.add_argument("--limit-gb", type=float, default=16.0, help="stop a family above this resident memory (GiB)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()

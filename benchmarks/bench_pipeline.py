@@ -1,8 +1,8 @@
 """Throughput of each stage on a small synthetic corpus; prints frames per second (and clips per
 second where the stage works on clips), so that the input pipeline can be seen not to limit training.
 
-Run with `make bench` (which then runs `bench_predict.py`, prediction end to end). Figures depend on
-the machine; nothing here is asserted.
+Run with `make bench` (which then runs `bench_predict.py`, prediction end to end, and `bench_memory.py`,
+training memory). Figures depend on the machine; nothing here is asserted.
 """
 
 from __future__ import annotations

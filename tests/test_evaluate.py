@@ -170,3 +170,25 @@ def test_compare_places_like_beside_like_and_labels_in_sample_figures(evaluated_
     saved = pd.read_csv(tmp_path / "t.csv").iloc[0]
     assert bool(saved["devel_post_in_sample"]) and not bool(saved["test_post_in_sample"])
     assert saved["post_fitted_on"] == "devel" and saved["paper_partition"] == "devel"
+
+
+@pytest.mark.slow
+def test_with_a_validation_split_devel_is_out_of_sample_and_not_marked(tmp_path):
+    from emotrack.preprocess.corpus import preprocess_corpus
+    from emotrack.synth.corpus import synthesize_corpus
+
+    root, tfr = tmp_path / "corpus", tmp_path / "tfr"
+    synthesize_corpus(root, sessions=6, seconds=4.0, fps=10.0, seed=7, progress=False)
+    assert preprocess_corpus("generic", root, tfr, progress=False).ok
+    overrides = [o for o in TINY if not o.startswith("data.validation")] + ["data.validation.subjects=1"]
+    run = train("huang2018-convlstm", tfr, tmp_path / "run", overrides=overrides, verbose=0)
+    result = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "report.json").read_text())
+    # The chain was fitted on the training subject held out: devel and test are both out of sample.
+    assert report["postprocessing_fitted_on"] == "validation"
+    assert not report["partitions"]["devel"]["post_processed_in_sample"]
+    assert "in-sample" not in result.output
+    assert not pd.read_csv(run / "metrics.csv")["in_sample"].any()
+    compared = CliRunner().invoke(main, ["compare", str(run)])
+    assert compared.exit_code == 0 and "(in-sample)" not in compared.output

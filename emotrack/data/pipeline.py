@@ -19,6 +19,9 @@ from emotrack.records.manifest import read_manifest
 from emotrack.records.split import select_sessions
 
 TARGETS = ("frame", "clip", "siamese")
+#: Batches decoded ahead of the model: one keeps the model fed; each is a whole batch of float32 clips
+#: (AST-Net's 8 pairs of 50 224x224 RGB frames: 480 MB), so more would only hold memory.
+PREFETCH_BATCHES = 1
 LABEL_FUSIONS = ("mean", "extremum")
 
 
@@ -98,7 +101,7 @@ class EncodedClips:
 
     ``rows``: (clips, L) int64, or (clips, 2, L) for Siamese pairs. `take` serves the ``j``-th clip of
     an epoch's order: a permutation of the clips drawn from ``(seed, epoch)`` alone, or the stored
-    order when the epoch is None.
+    order for epoch -1.
     """
 
     def __init__(self, sessions: list[dict[str, Any]], rows: np.ndarray, seed: int):
@@ -272,14 +275,14 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         return clips.map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     if epochs is None:
-        return one_pass(None).batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+        return one_pass(None).batch(batch_size, drop_remainder=drop_remainder).prefetch(PREFETCH_BATCHES)
     parts = [one_pass(e).batch(batch_size, drop_remainder=drop_remainder) for e in range(*epochs)]
     if not parts:
         return one_pass(None).batch(batch_size).take(0)
     out = parts[0]
     for part in parts[1:]:
         out = out.concatenate(part)
-    return out.prefetch(tf.data.AUTOTUNE)
+    return out.prefetch(PREFETCH_BATCHES)
 
 
 def clip_rows(sessions: list[dict[str, Any]], face: dict[str, np.ndarray] | None, window: int, hop: int,

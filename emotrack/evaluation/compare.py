@@ -117,7 +117,8 @@ def format_comparison(table: pd.DataFrame) -> str:
         for c in columns:
             value, std = row.get(c), row.get(c + "_std")
             partition = c.split("_")[0]
-            mark = "_post_" in c and row.get(f"{partition}_post_in_sample") is True
+            flag = row.get(f"{partition}_post_in_sample")
+            mark = "_post_" in c and pd.notna(flag) and bool(flag)
             labelled |= mark
             if value is None or value != value:
                 cells.append(f"{'n/a':>18s}")

@@ -138,7 +138,7 @@ def table_markdown(table: Table, filled: pd.DataFrame) -> str:
             sd = c["ours_sd"] if pd.notna(c["ours_sd"]) else None
             label = "" if (c["metric"] == "CCC" and c["aggregate"] == "concatenated") or c["metric"] == "accuracy" \
                 else f" [{c['metric']}, {c['aggregate']} over sessions]"
-            if c.get("in_sample") is True:
+            if pd.notna(c.get("in_sample")) and bool(c.get("in_sample")):
                 label += f" [{IN_SAMPLE}]"
             cells.append(f"{_number(mean)} +- {_number(sd)} (paper: {paper}){label}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
