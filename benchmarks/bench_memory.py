@@ -29,7 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-NO_WEIGHTS = ("model.options.weights=null",)
+NO_WEIGHTS = ("model.options.weights=none",)  # declined: random weights, no download
 ASTNET = ("model.options.backbone=fer2013", "model.options.attribute_weights=none", "data.frame_step=2",
           "data.window=50", "data.hop=10")
 #: family -> (experiment, the crop set, overrides for the paper's input size). AST-Net as the issue that
