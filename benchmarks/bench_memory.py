@@ -83,6 +83,8 @@ def measure(family: str, data: Path, out: Path, limit_bytes: int) -> str:
             return f"{family:26s} over {limit_bytes / 2 ** 30:5.1f} GiB: stopped before the end of its epoch"
         time.sleep(0.2)
     stdout, stderr = proc.communicate()
+    if proc.returncode < 0:
+        return f"{family:26s} stopped by signal {-proc.returncode} before the end of its epoch"
     if proc.returncode:
         last = (stderr.strip().splitlines() or ["no message"])[-1]
         return f"{family:26s} failed: {last}"
