@@ -192,3 +192,20 @@ def test_with_a_validation_split_devel_is_out_of_sample_and_not_marked(tmp_path)
     assert not pd.read_csv(run / "metrics.csv")["in_sample"].any()
     compared = CliRunner().invoke(main, ["compare", str(run)])
     assert compared.exit_code == 0 and "(in-sample)" not in compared.output
+
+
+def test_a_repeats_row_labels_its_in_sample_mean_too(tmp_path, evaluated_run):
+    from emotrack.evaluation.compare import compare_runs, format_comparison
+
+    run, _ = evaluated_run
+    folder = tmp_path / "rep"
+    folder.mkdir()
+    (folder / "seed-0").symlink_to(run)  # its report says the chain was fitted on devel
+    summary = {"experiment": "huang2018-convlstm", "seeds": [0, 1],
+               "summary": {"devel": {"post_processed": {"arousal": {"mean": 0.7, "std": 0.05, "n": 2}}},
+                           "test": {"post_processed": {"arousal": {"mean": 0.5, "std": 0.1, "n": 2}}}}}
+    (folder / "repeats.json").write_text(json.dumps(summary))
+    table = compare_runs([folder])
+    assert table.iloc[0]["devel_post_in_sample"] and not table.iloc[0]["test_post_in_sample"]
+    text = format_comparison(table)
+    assert "0.700 +-0.050 (in-sample)" in text and "0.500 +-0.100 (in-sample)" not in text

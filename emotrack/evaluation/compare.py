@@ -10,6 +10,7 @@ held out a validation split from training) is in-sample and labelled so, in the 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,6 @@ PARTITIONS = ("devel", "test", "validation")
 def paper_partition(source: str) -> str:
     """The partition a paper's number is reported on, from the experiment's source ("Table 2 (SEWA
     devel, CCC)"): the first partition named in it; empty when it names none."""
-    import re
-
     found = re.search(r"\b(" + "|".join(PARTITIONS) + r")\b", source or "")
     return found.group(1) if found else ""
 
@@ -123,7 +122,7 @@ def format_comparison(table: pd.DataFrame) -> str:
             if value is None or value != value:
                 cells.append(f"{'n/a':>18s}")
             elif std is not None and std == std:
-                cells.append(f"{value:>10.3f} +-{std:.3f}")
+                cells.append(f"{value:>10.3f} +-{std:.3f}" + (f" {IN_SAMPLE}" if mark else ""))
             elif mark:
                 cells.append(f"{value:>6.3f} {IN_SAMPLE:>11s}")
             else:
