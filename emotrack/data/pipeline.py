@@ -19,8 +19,8 @@ from emotrack.records.manifest import read_manifest
 from emotrack.records.split import select_sessions
 
 TARGETS = ("frame", "clip", "siamese")
-#: Batches decoded ahead of the model: one keeps the model fed; each is a whole batch of float32 clips
-#: (AST-Net's 8 pairs of 50 224x224 RGB frames: 480 MB), so more would only hold memory.
+#: Batches decoded ahead of the model: one keeps the model fed, and a fixed number bounds what the
+#: pipeline holds (a batch of AST-Net's 8 pairs of 50 224x224 RGB float32 frames is 480 MB).
 PREFETCH_BATCHES = 1
 LABEL_FUSIONS = ("mean", "extremum")
 
