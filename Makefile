@@ -43,10 +43,12 @@ test-slow: install
 test-all: install
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "slow or not slow"
 
-# Each stage's throughput, then `emotrack predict` end to end against its real-time targets.
+# Each stage's throughput, `emotrack predict` end to end against its real-time targets, then the peak
+# resident memory of one training epoch of each family at its paper's input size (16 sessions of 30 s).
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_memory.py
 
 # Face pipeline on a 640x360 face video: frames/s end to end and agreement with per-frame MTCNN; side by
 # side with MediaPipe's per-frame face detection, in an environment of its own (MediaPipe 0.10.21 needs

@@ -1,8 +1,8 @@
 """Throughput of each stage on a small synthetic corpus; prints frames per second (and clips per
 second where the stage works on clips), so that the input pipeline can be seen not to limit training.
 
-Run with `make bench` (which then runs `bench_predict.py`, prediction end to end). Figures depend on
-the machine; nothing here is asserted.
+Run with `make bench` (which then runs `bench_predict.py`, prediction end to end, and `bench_memory.py`,
+training memory). Figures depend on the machine; nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ def main() -> None:
         print(f"preprocess  {frames / (time.perf_counter() - start):8.1f} frames/s  (decode + face tracker + "
               f"crop 112x112 gray + JPEG + audio + TFRecord)")
 
-        ds = training_windows(tfr, "train", window=8, hop=8, batch_size=8, label_delay_s=2.0, cache=False)
+        ds = training_windows(tfr, "train", window=8, hop=8, batch_size=8, label_delay_s=2.0)
         start, count, clips = time.perf_counter(), 0, 0
         for x, _, _ in ds:
             count += int(x.shape[0]) * int(x.shape[1])
             clips += int(x.shape[0])
         seconds = time.perf_counter() - start
         print(f"tf.data     {count / seconds:8.1f} frames/s  {clips / seconds:7.1f} clips/s  (clips of 8 frames, "
-              f"batches of 8, from TFRecords, no cache)")
+              f"batches of 8, decoded from the encoded records as taken)")
 
         model = build_model("huang2018-convlstm", filters=(8, 16, 16, 16), dense_units=64)
         model.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss=CCCLoss())

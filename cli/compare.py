@@ -12,6 +12,10 @@ def compare(runs, csv_path):
     """Print evaluated RUNS side by side: CCC on devel and test, raw and post-processed, next to
     the paper's reported CCC for each experiment.
 
+    The columns of the partition the paper reports on stand beside the paper's numbers (test beside
+    test); a post-processed figure on the partition its chain was fitted on (devel, unless the run held
+    out data.validation) is labelled (in-sample).
+
     A folder made by `emotrack train --repeats N` counts as one row with the mean and standard
     deviation over its seeds.
     """

@@ -23,13 +23,14 @@ from emotrack.evaluation.postprocess import chain_names
 def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing, data_dir, allow_other_data):
     """Evaluate RUN_DIR on whole sessions: CCC per dimension, report.json and a plot.
 
-    The post-processing chain is fitted on the devel partition only and applied unchanged to the
-    others; raw and post-processed numbers are reported side by side. A partition without labels
+    The post-processing chain is fitted on the devel partition only (or on the training subjects
+    data.validation holds out) and applied unchanged to the others; raw and post-processed numbers are
+    reported side by side, those of the partition the chain was fitted on marked in-sample. A partition without labels
     (a challenge's test set) is not scored: its videos are predicted and written in the corpus'
     rating-file format below RUN_DIR/submission/PARTITION/.
     """
     from emotrack.apps.submission import write_submissions
-    from emotrack.evaluation.report import evaluate as run_evaluation
+    from emotrack.evaluation.report import evaluate as run_evaluation, in_sample_label
 
     try:
         report = run_evaluation(run_dir, list(partitions) or None, checkpoint, aggregation, postprocessing,
@@ -46,5 +47,7 @@ def evaluate(run_dir, partitions, checkpoint, aggregation, postprocessing, data_
         for kind in ("raw", "post_processed"):
             if kind in part:
                 scores = "  ".join(f"{t} CCC {fmt(part[kind][t]['CCC'])}" for t in report["targets"])
-                click.echo(f"{name:6s} {kind:15s} ({part['num_sessions']} sessions)  {scores}")
+                label = in_sample_label(part) if kind == "post_processed" else ""
+                click.echo(f"{name:6s} {kind:15s} ({part['num_sessions']} sessions)  {scores}"
+                           + (f"  [{label}]" if label else ""))
     click.echo(f"report: {run_dir}/report.json" + (f"  plot: {report['plot']}" if report["plot"] else ""))

@@ -1,11 +1,11 @@
 """Augmentation: one transform per clip, reproducible from the seed, each operation checked
-against what it must do to a known image."""
+against what it must do to a known image; evaluation sees faces at the scale training did."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from emotrack.data.augment import augment_frames, check_options
+from emotrack.data.augment import augment_frames, centre_crop, check_options
 from emotrack.data.pipeline import training_windows
 
 
@@ -21,7 +21,7 @@ def _aug(x, options, seed=(1, 2)):
 
 def test_one_transform_for_every_frame_of_a_clip():
     x = _clip()
-    out = _aug(x, {"resize_crop": 30, "brightness": 0.2, "saturation": [0.5, 1.5], "flip": True,
+    out = _aug(x, {"resize_crop": 1.25, "brightness": 0.2, "saturation": [0.5, 1.5], "flip": True,
                    "rotation_deg": 15})
     assert out.shape == x.shape and not np.allclose(out, x)
     np.testing.assert_array_equal(out[0], out[1])
@@ -31,15 +31,15 @@ def test_one_transform_for_every_frame_of_a_clip():
 
 def test_reproducible_from_the_seed():
     x = _clip()
-    options = {"resize_crop": 30, "brightness": 0.2, "flip": True, "rotation_deg": 15}
+    options = {"resize_crop": 1.25, "brightness": 0.2, "flip": True, "rotation_deg": 15}
     np.testing.assert_array_equal(_aug(x, options, (3, 4)), _aug(x, options, (3, 4)))
     assert not np.array_equal(_aug(x, options, (3, 4)), _aug(x, options, (3, 5)))
 
 
 def test_each_operation_does_what_it_says():
     x = _clip(channels=1) * 0.5 + 60  # away from the clipping bounds
-    # Resizing to the crop's own size and cropping it back changes nothing.
-    np.testing.assert_allclose(_aug(x, {"resize_crop": 24}), x, atol=1e-3)
+    # Resizing by a scale of 1 and cropping it back changes nothing.
+    np.testing.assert_allclose(_aug(x, {"resize_crop": 1}), x, atol=1e-3)
     # A flip is a mirror image or nothing.
     flips = [_aug(x, {"flip": True}, (0, s)) for s in range(8)]
     assert any(np.array_equal(f, x[:, :, ::-1]) for f in flips) and any(np.array_equal(f, x) for f in flips)
@@ -71,3 +71,58 @@ def test_training_clips_are_augmented_per_epoch_and_seeded(tiny_tfr):
         np.testing.assert_array_equal(u, v)
     with pytest.raises(ValueError, match="per-epoch"):
         training_windows(tiny_tfr, "train", window=4, hop=4, batch_size=2, augment={"flip": True})
+
+
+def _square(side=48, square=16):
+    """A (1, side, side, 1) frame: a white square of ``square`` pixels at the centre, on black."""
+    x = np.zeros((1, side, side, 1), np.float32)
+    lo = (side - square) // 2
+    x[:, lo:lo + square, lo:lo + square] = 255.0
+    return x
+
+
+def _width(frame):
+    """The widest run of bright pixels in any row: the square's side in pixels."""
+    return int((np.asarray(frame)[..., 0] > 127.5).sum(axis=-1).max())
+
+
+def test_resize_crop_is_a_scale_and_evaluation_sees_the_training_scale():
+    x = _square()
+    tzirakis = {"resize_crop": 110 / 96}
+    evaluated = _width(centre_crop(tf.constant(x), tzirakis))
+    trained = {_width(_aug(x, tzirakis, (0, s))) for s in range(12)}
+    # Every random training crop and the evaluation crop show the square at one size, the paper's
+    # 110/96 of it, on 48x48 crops as on 96x96 ones.
+    assert trained == {evaluated}
+    assert abs(evaluated - 16 * 110 / 96) <= 1 and _width(x) == 16  # bilinear edges: within a pixel
+    assert abs(_width(centre_crop(tf.constant(_square(96, 32)), tzirakis)) - 32 * 110 / 96) <= 1
+    # The random crops do move it: augmentation still shifts the face.
+    shifted = {int(np.argmax(_aug(x, tzirakis, (0, s))[0, 24, :, 0] > 127.5)) for s in range(12)}
+    assert len(shifted) > 1
+    np.testing.assert_array_equal(centre_crop(x, {}), x)  # no resize_crop: evaluation leaves crops alone
+
+
+def test_a_side_in_pixels_is_refused_with_the_scale_to_use():
+    for wrong in (110, 0.5, "110/96", True):
+        with pytest.raises(ValueError, match=r"data\.augment\.resize_crop=.*relative to the crop.*1\.1458"):
+            check_options({"resize_crop": wrong})
+
+
+def test_evaluation_and_prediction_feed_the_model_the_centre_crop():
+    import keras
+
+    from emotrack.inference.session import predict_frames
+
+    frames = np.repeat(_square(), 6, axis=0).astype(np.uint8)  # a session of 6 frames
+    inputs = keras.Input((None, 48, 48, 1))
+    bright = keras.layers.Lambda(
+        lambda v: keras.ops.sum(keras.ops.cast(v > 127.5, "float32"), axis=(2, 3, 4))[..., None])(inputs)
+    model = keras.Model(inputs, bright)  # per frame: the number of bright pixels it was given
+
+    def seen(augment):
+        config = {"model": {"name": "huang2018-convlstm"}, "data": {"augment": augment}}
+        return predict_frames(model, {"frames": frames, "fps": 10.0}, config)[:, 0]
+
+    crop = np.asarray(centre_crop(tf.constant(frames[:1].astype(np.float32)), {"resize_crop": 110 / 96}))
+    np.testing.assert_array_equal(seen({"resize_crop": 110 / 96}), np.full(6, (crop > 127.5).sum()))
+    np.testing.assert_array_equal(seen(None), np.full(6, 16 * 16))

@@ -112,3 +112,100 @@ def test_repeats_folder_is_one_row_with_mean_and_std(tmp_path, evaluated_run):
     (folder / "repeats.json").write_text(json.dumps(summary))
     row = compare_runs([folder]).iloc[0]
     assert row["runs"] == 2 and row["test_raw_arousal"] == 0.5 and row["test_raw_arousal_std"] == 0.1
+
+
+def test_a_run_whose_resize_crop_is_a_side_in_pixels_is_refused_naming_its_config(evaluated_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    run, _ = evaluated_run
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    config["data"]["augment"] = {"resize_crop": 110}  # what the option once meant: a side in pixels
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    before = (old / "report.json").read_bytes()
+    result = CliRunner().invoke(main, ["evaluate", str(old)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(old / "config.yaml") in result.output and "data.augment.resize_crop=110" in result.output
+    assert "relative to the crop" in result.output and "1.1458" in result.output
+    assert (old / "report.json").read_bytes() == before  # the report it had is left as it was
+
+
+def test_post_processed_devel_is_marked_in_sample_in_every_output(evaluated_run):
+    run, report = evaluated_run
+    # No validation split: the chain was fitted on devel, so its devel figures are in-sample; test's are not.
+    assert report["postprocessing_fitted_on"] == "devel"
+    devel, test = report["partitions"]["devel"], report["partitions"]["test"]
+    assert devel["post_processed_in_sample"] is True and test["post_processed_in_sample"] is False
+    assert devel["post_processed_fitted_on"] == test["post_processed_fitted_on"] == "devel"
+    assert json.loads((run / "report.json").read_text())["partitions"]["devel"]["post_processed_in_sample"] is True
+    table = pd.read_csv(run / "metrics.csv")
+    post = table[table.kind == "post_processed"]
+    assert set(post[post.partition == "devel"]["in_sample"]) == {True}
+    assert set(post[post.partition == "test"]["in_sample"]) == {False}
+    assert set(post["fitted_on"]) == {"devel"} and set(table[table.kind == "raw"]["in_sample"]) == {False}
+    result = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    lines = {tuple(line.split()[:2]): line for line in result.output.splitlines() if "sessions)" in line}
+    assert "[in-sample: post-processing fitted on devel]" in lines[("devel", "post_processed")]
+    assert "in-sample" not in lines[("test", "post_processed")] + lines[("devel", "raw")]
+
+
+def test_compare_places_like_beside_like_and_labels_in_sample_figures(evaluated_run, tmp_path):
+    run, report = evaluated_run
+    result = CliRunner().invoke(main, ["compare", str(run), "--csv", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()[:2]
+    columns = header.split()
+    # Huang et al. report devel: the devel columns stand last, beside the paper's numbers.
+    assert columns.index("test_post_valence") < columns.index("devel_raw_arousal") < columns.index("paper")
+    assert row.split()[-1] == "devel"  # the partition the paper's numbers are on
+    devel_post = report["partitions"]["devel"]["post_processed"]["arousal"]["CCC"]
+    test_post = report["partitions"]["test"]["post_processed"]["arousal"]["CCC"]
+    assert f"{devel_post:.3f} (in-sample)" in row and f"{test_post:.3f} (in-sample)" not in row
+    assert "(in-sample): post-processed on the partition its chain was fitted on" in result.output
+    assert "test beside test" in result.output
+    saved = pd.read_csv(tmp_path / "t.csv").iloc[0]
+    assert bool(saved["devel_post_in_sample"]) and not bool(saved["test_post_in_sample"])
+    assert saved["post_fitted_on"] == "devel" and saved["paper_partition"] == "devel"
+
+
+@pytest.mark.slow
+def test_with_a_validation_split_devel_is_out_of_sample_and_not_marked(tmp_path):
+    from emotrack.preprocess.corpus import preprocess_corpus
+    from emotrack.synth.corpus import synthesize_corpus
+
+    root, tfr = tmp_path / "corpus", tmp_path / "tfr"
+    synthesize_corpus(root, sessions=6, seconds=4.0, fps=10.0, seed=7, progress=False)
+    assert preprocess_corpus("generic", root, tfr, progress=False).ok
+    overrides = [o for o in TINY if not o.startswith("data.validation")] + ["data.validation.subjects=1"]
+    run = train("huang2018-convlstm", tfr, tmp_path / "run", overrides=overrides, verbose=0)
+    result = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "report.json").read_text())
+    # The chain was fitted on the training subject held out: devel and test are both out of sample.
+    assert report["postprocessing_fitted_on"] == "validation"
+    assert not report["partitions"]["devel"]["post_processed_in_sample"]
+    assert "in-sample" not in result.output
+    assert not pd.read_csv(run / "metrics.csv")["in_sample"].any()
+    compared = CliRunner().invoke(main, ["compare", str(run)])
+    assert compared.exit_code == 0 and "(in-sample)" not in compared.output
+
+
+def test_a_repeats_row_labels_its_in_sample_mean_too(tmp_path, evaluated_run):
+    from emotrack.evaluation.compare import compare_runs, format_comparison
+
+    run, _ = evaluated_run
+    folder = tmp_path / "rep"
+    folder.mkdir()
+    (folder / "seed-0").symlink_to(run)  # its report says the chain was fitted on devel
+    summary = {"experiment": "huang2018-convlstm", "seeds": [0, 1],
+               "summary": {"devel": {"post_processed": {"arousal": {"mean": 0.7, "std": 0.05, "n": 2}}},
+                           "test": {"post_processed": {"arousal": {"mean": 0.5, "std": 0.1, "n": 2}}}}}
+    (folder / "repeats.json").write_text(json.dumps(summary))
+    table = compare_runs([folder])
+    assert table.iloc[0]["devel_post_in_sample"] and not table.iloc[0]["test_post_in_sample"]
+    text = format_comparison(table)
+    assert "0.700 +-0.050 (in-sample)" in text and "0.500 +-0.100 (in-sample)" not in text

@@ -108,6 +108,29 @@ def test_a_table_lays_out_ours_beside_the_papers_numbers(tmp_path):
     assert "(paper: 0.400, quoted)" in text and "| Ours |" in text and "Metric: CCC" in text
 
 
+def test_a_post_processed_cell_on_the_partition_its_chain_was_fitted_on_is_labelled_in_sample(tmp_path):
+    import json
+
+    table = Table("table9", "Table 9: a test", ("Ours",), ("Raw", "Post"),
+                  (Cell("Ours", "Raw", "t", "valence", 0.4), Cell("Ours", "Post", "t", "valence", 0.5,
+                                                                  kind="post_processed")))
+    marked = {}
+    for fitted in ("devel", "validation"):  # evaluate's report says which partition the chain was fitted on
+        run = tmp_path / fitted
+        run.mkdir()
+        t = _predictions()
+        t["post_valence"] = t["pred_valence"] * 0.5
+        t.to_csv(run / "predictions.csv", index=False)
+        (run / "report.json").write_text(json.dumps({"post_processing": {"fitted_steps": []},
+                                                     "postprocessing_fitted_on": fitted}))
+        filled = fill_table(table, {"t": [run]})
+        marked[fitted] = list(filled["in_sample"])
+        text = table_markdown(table, filled)
+        assert ("[in-sample: post-processing fitted on this partition]" in text) == (fitted == "devel")
+    # Only the post-processed devel cell of a chain fitted on devel; never a raw cell.
+    assert marked == {"devel": [False, True], "validation": [False, False]}
+
+
 @pytest.mark.parametrize("name", sorted(PAPERS))
 def test_every_papers_number_is_in_the_papers_text_and_every_name_resolves(name):
     paper = PAPERS[name]

@@ -57,7 +57,8 @@ class DataConfig:
     label_fusion: str = dataclasses.field(default="mean", metadata={
         "help": "one label per clip for clip-level models: mean or extremum"})
     augment: dict | None = dataclasses.field(default=None, metadata={
-        "help": "clip augmentation: resize_crop, brightness, saturation, flip, rotation"})
+        "help": "clip augmentation: resize_crop (scale relative to the crop, e.g. 110/96; evaluation sees the "
+                "centre crop at that scale), brightness, saturation, flip, rotation_deg"})
     crops: str | None = dataclasses.field(default=None, metadata={
         "help": "the crop set to train on (None: the data's default set)"})
     faceless: str = dataclasses.field(default="mask", metadata={

@@ -11,14 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 from emotrack.data.align import delay_frames, shift_labels
 from emotrack.data.clips import FACELESS, clip_span, face_clip_rows
 from emotrack.records.manifest import read_manifest
 from emotrack.records.split import select_sessions
 
-SHUFFLE_BUFFER = 4096  # clips; a whole corpus' worth of clips for the demo and the tests
 TARGETS = ("frame", "clip", "siamese")
+#: Batches decoded ahead of the model: one keeps the model fed, and a fixed number bounds what the
+#: pipeline holds (a batch of AST-Net's 8 pairs of 50 224x224 RGB float32 frames is 480 MB).
+PREFETCH_BATCHES = 1
 LABEL_FUSIONS = ("mean", "extremum")
 
 
@@ -57,7 +60,7 @@ def crop_feature(manifest: dict[str, Any], crops: str | None = None) -> tuple[st
 
 
 def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = None, crops: str | None = None,
-                  validation: dict[str, Any] | None = None):
+                  validation: dict[str, Any] | None = None, decode: bool = True):
     """A ``tf.data.Dataset`` of whole sessions of the given partition(s), in manifest order.
 
     Args:
@@ -65,6 +68,7 @@ def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = Non
             several (``emotrack preprocess --crops``); None: the default set.
         validation: the run's ``data.validation`` split (:mod:`emotrack.records.split`): the training
             subjects it holds out are the ``validation`` partition.
+        decode: False: ``frames`` are the encoded images, string (T,), as the records hold them.
     """
     import tensorflow as tf
 
@@ -81,23 +85,65 @@ def load_sessions(data_dir: str | Path, partitions: str | list[str] | None = Non
     audio_samples = (manifest.get("audio") or {}).get("samples_per_frame")
 
     def parse(serialized):
-        s = parse_session(serialized, dims, channels, audio_samples=audio_samples, frames_key=feature)
-        # Static crop sizes, so that models that reshape (batch, time) into one axis see them.
-        s["frames"] = tf.ensure_shape(s["frames"], [None, frame["height"], frame["width"], channels])
+        s = parse_session(serialized, dims, channels, audio_samples=audio_samples, frames_key=feature, decode=decode)
+        if decode:  # static crop sizes, so that models that reshape (batch, time) into one axis see them
+            s["frames"] = tf.ensure_shape(s["frames"], [None, frame["height"], frame["width"], channels])
         return s
 
     return tf.data.TFRecordDataset(files).map(parse)
 
 
+class EncodedClips:
+    """The clips of a partition, read from the records once and held as the records hold them: each
+    frame's encoded image (bytes), rating, weight and audio, the sessions one after the other. A clip
+    is a row of frame indices into them; only its own frames are decoded, when it is taken, so memory
+    holds the encoded records and a few decoded clips, whatever the clip size and the number of clips.
+
+    ``rows``: (clips, L) int64, or (clips, 2, L) for Siamese pairs. `take` serves the ``j``-th clip of
+    an epoch's order: a permutation of the clips drawn from ``(seed, epoch)`` alone, or the stored
+    order for epoch -1.
+    """
+
+    def __init__(self, sessions: list[dict[str, Any]], rows: np.ndarray, seed: int):
+        self.encoded = np.concatenate([s["frames"] for s in sessions])
+        self.ratings = np.concatenate([s["ratings"] for s in sessions]).astype(np.float32)
+        self.weights = np.concatenate([s["weights"] for s in sessions]).astype(np.float32)
+        self.audio = np.concatenate([s["audio"] for s in sessions]).astype(np.float32) \
+            if "audio" in sessions[0] else np.zeros((len(self.weights), 0), np.float32)
+        self.rows, self.seed = rows, int(seed)
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The epoch's permutation of the clips, the same whichever epoch training started at."""
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng([self.seed % 2 ** 63, int(epoch)])
+            self._order = (int(epoch), rng.permutation(len(self.rows)))
+        return self._order[1]
+
+    def take(self, j, epoch):
+        """The encoded frames, ratings, weights and audio of clip ``j`` of ``epoch`` (-1: stored order),
+        flattened over the row's frames."""
+        j, epoch = int(j), int(epoch)
+        row = self.rows[j if epoch < 0 else self.order(epoch)[j]].reshape(-1)
+        return self.encoded[row], self.ratings[row], self.weights[row], self.audio[row]
+
+
 def training_windows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int,
                      batch_size: int, label_delay_s: float = 0.0, shuffle: bool = True, seed: int = 0,
-                     cache: bool = True, temporal_pooling_s: float | None = None,
+                     temporal_pooling_s: float | None = None,
                      epochs: tuple[int, int] | None = None, frame_step: int = 1, target: str = "frame",
                      label_fusion: str = "mean", inputs: tuple[str, ...] = ("video",),
                      augment: dict[str, Any] | None = None, drop_remainder: bool = False,
                      crops: str | None = None, validation: dict[str, Any] | None = None,
                      faceless: str = "mask", gap_tolerance_s: float | None = None):
     """Fixed-length clips for training or validation.
+
+    The records are read once and held encoded (:class:`EncodedClips`); what is shuffled is the clips'
+    indices, and a clip's frames are decoded when it is taken, so that memory does not grow with the
+    clip size times a shuffle buffer, nor with the corpus beyond its encoded records.
 
     Args:
         window: frames per clip (L); hop: frames between clip starts.
@@ -107,8 +153,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
             (Huang et al. 2018, Sec. 4.2; see :mod:`emotrack.data.temporal`); ``window`` must then be a
             multiple of the pooling factor k and clips hold L / k steps.
         epochs: ``(first, end)``: the clips of epochs first .. end - 1 one after the other, each
-            epoch shuffled with a seed made of ``seed`` and the epoch's index, so that epoch e has
-            the same order whether training started at epoch 0 or was resumed at e. Without it,
+            epoch a permutation of all clips drawn from ``seed`` and the epoch's index, so that epoch e
+            has the same order whether training started at epoch 0 or was resumed at e. Without it,
             one pass, reshuffled at each iteration.
         frame_step: a clip takes every ``frame_step``-th frame (frame-rate subsampling, e.g. 50 ->
             10 fps with 5; AST-Net's sparse clips, 50 frames every 10), so it spans
@@ -137,6 +183,7 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
 
     from emotrack.data.augment import augment_frames, check_options
     from emotrack.data.temporal import pooling_frames, tf_temporal_pool
+    from emotrack.records.tfrecord import decode_frames
 
     augment = check_options(augment)
     if augment and epochs is None:
@@ -164,11 +211,9 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         weights = tf.cast(s["face_present"], tf.float32)
         ratings, weights = shift_labels(s["ratings"], weights, shift)
         valid, _ = shift_labels(tf.cast(s["rating_valid"], tf.float32)[:, None], weights, shift)
-        out = {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0]}
+        out = {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0], "session": s["session"]}
         if "audio" in inputs:
             out["audio"] = s["audio"]
-        if faceless == "drop":
-            out["session"] = s["session"]
         return out
 
     if target not in TARGETS:
@@ -177,73 +222,92 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         raise ValueError(f"label_fusion must be one of {', '.join(LABEL_FUSIONS)}, not {label_fusion!r}")
     if "audio" in inputs:
         check_audio(manifest, data_dir)
-    span = clip_span(window, frame_step)
-    extra = 1 if target == "siamese" else 0  # the second clip of a pair starts one frame later
-    keys = ("frames", "ratings", "weights") + (("audio",) if "audio" in inputs else ())
-    rows = face_rows(data_dir, partitions, window, hop, frame_step, faceless, gap_tolerance_s, target, validation)
+    _, frame = crop_feature(manifest, crops)
+    face = face_rows(data_dir, partitions, window, hop, frame_step, faceless, gap_tolerance_s, target, validation)
+    sessions = list(load_sessions(data_dir, partitions, crops, validation, decode=False).map(prepare)
+                    .as_numpy_iterator())
+    store = EncodedClips(sessions, clip_rows(sessions, face, window, hop, frame_step, target), seed)
+    pairs = 2 if target == "siamese" else 1
 
-    def clip(s, i):
-        if rows is not None:  # i: the session frames of the clip
-            picked = {key: tf.gather(s[key], i) for key in keys}
-        else:
-            picked = {key: s[key][i:i + span:frame_step] for key in keys}
-        x = {"video": tf_temporal_pool(picked["frames"], k)}
+    def clip(frames, ratings, weights, audio):
+        x = {"video": tf_temporal_pool(frames, k)}
         if "audio" in inputs:
-            x["audio"] = tf_temporal_pool(picked["audio"], k)
+            x["audio"] = tf_temporal_pool(audio, k)
         x = x[inputs[0]] if len(inputs) == 1 else {name: x[name] for name in inputs}
-        y, w = tf_temporal_pool(picked["ratings"], k), tf_temporal_pool(picked["weights"], k)
+        y, w = tf_temporal_pool(ratings, k), tf_temporal_pool(weights, k)
         if target == "clip":
             y, w = fuse_labels(y, w, label_fusion)
         return x, y, w
 
-    def to_windows(s):
-        if rows is not None:
-            clips = tf.numpy_function(lambda name: rows[name.decode()], [s["session"]], tf.int64, stateful=False)
-            return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(clips, [None, window])).map(
-                lambda i: clip(s, i))
-        t = tf.shape(s["frames"])[0]
-        starts = tf.range(0, tf.maximum(t - span - extra + 1, 0), hop)
-        if target == "siamese":
-            def pair(i):
-                a, b = clip(s, i), clip(s, i + 1)
-                return tuple(tf.nest.map_structure(lambda u, v: tf.stack([u, v]), a[j], b[j]) for j in range(3))
+    def take(j, epoch):
+        encoded, ratings, weights, audio = tf.numpy_function(
+            store.take, [j, epoch], [tf.string, tf.float32, tf.float32, tf.float32], stateful=False)
+        n = pairs * window
+        frames = tf.ensure_shape(decode_frames(tf.ensure_shape(encoded, [n]), frame["channels"]),
+                                 [n, frame["height"], frame["width"], frame["channels"]])
+        parts = (frames, tf.ensure_shape(ratings, [n, store.ratings.shape[1]]), tf.ensure_shape(weights, [n]),
+                 tf.ensure_shape(audio, [n, store.audio.shape[1]]))
+        if pairs == 1:
+            return clip(*parts)
+        a, b = (clip(*(p[i * window:(i + 1) * window] for p in parts)) for i in range(2))
+        return tuple(tf.nest.map_structure(lambda u, v: tf.stack([u, v]), a[i], b[i]) for i in range(3))
 
-            return tf.data.Dataset.from_tensor_slices(starts).map(pair)
-        return tf.data.Dataset.from_tensor_slices(starts).map(lambda i: clip(s, i))
+    def one_pass(epoch: int | None):
+        """The clips of one epoch (None: in the stored order), augmented with the epoch's seeds."""
+        indices = tf.data.Dataset.range(len(store))
+        if epoch is None and shuffle:  # one pass, its order drawn anew at each iteration
+            indices = indices.shuffle(max(len(store), 1), seed=seed, reshuffle_each_iteration=True)
+        order = -1 if epoch is None or not shuffle else epoch
+        clips = indices.map(lambda j: (j, take(j, order)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if not augment or epoch is None:
+            return clips.map(lambda j, element: element)
+        epoch_seed = seed * 1_000_003 + epoch
 
-    ds = load_sessions(data_dir, partitions, crops, validation).map(prepare)
-    if cache:
-        ds = ds.cache()
-    ds = ds.flat_map(to_windows)
-    if epochs is not None:
-        # One dataset per epoch with a Python seed (a tensor seed breaks tf.random's global-seed logic).
-        def augmented(clips, epoch_seed):
-            if not augment:
-                return clips
+        def augmented(index, element):
+            x, y, w = element
+            key = tf.stack([tf.constant(epoch_seed, tf.int64), index])
+            if isinstance(x, dict):
+                x = {**x, "video": augment_frames(x["video"], key, augment)}
+            else:
+                x = augment_frames(x, key, augment)
+            return x, y, w
 
-            def one(index, element):
-                x, y, w = element
-                key = tf.stack([tf.constant(epoch_seed, tf.int64), index])
-                if isinstance(x, dict):
-                    x = {**x, "video": augment_frames(x["video"], key, augment)}
-                else:
-                    x = augment_frames(x, key, augment)
-                return x, y, w
+        return clips.map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-            return clips.enumerate().map(one)
+    if epochs is None:
+        return one_pass(None).batch(batch_size, drop_remainder=drop_remainder).prefetch(PREFETCH_BATCHES)
+    parts = [one_pass(e).batch(batch_size, drop_remainder=drop_remainder) for e in range(*epochs)]
+    if not parts:
+        return one_pass(None).batch(batch_size).take(0)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.concatenate(part)
+    return out.prefetch(PREFETCH_BATCHES)
 
-        parts = [augmented(ds.shuffle(SHUFFLE_BUFFER, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
-                           if shuffle else ds, seed * 1_000_003 + e).batch(batch_size, drop_remainder=drop_remainder)
-                 for e in range(*epochs)]
-        if not parts:
-            return ds.batch(batch_size).take(0)
-        out = parts[0]
-        for part in parts[1:]:
-            out = out.concatenate(part)
-        return out.prefetch(tf.data.AUTOTUNE)
-    if shuffle:
-        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+def clip_rows(sessions: list[dict[str, Any]], face: dict[str, np.ndarray] | None, window: int, hop: int,
+              frame_step: int, target: str) -> np.ndarray:
+    """The frames of every clip of ``sessions`` (dicts with ``frames`` and ``session``, one after the
+    other), as indices into their concatenation, in session order: (clips, L) int64, or (clips, 2, L)
+    for ``siamese`` pairs (the second clip one frame later). ``face``: session -> its clips' own frame
+    indices (:func:`face_rows` with ``faceless="drop"``); None: clips every ``hop`` frames."""
+    span = clip_span(window, frame_step)
+    extra = 1 if target == "siamese" else 0
+    out, offset = [], 0
+    for s in sessions:
+        t = len(s["frames"])
+        if face is not None:
+            rows = np.asarray(face[s["session"].decode() if isinstance(s["session"], bytes) else s["session"]],
+                              np.int64).reshape(-1, window)
+        else:
+            starts = np.arange(0, max(t - span - extra + 1, 0), hop, dtype=np.int64)
+            rows = starts[:, None] + np.arange(window, dtype=np.int64) * frame_step
+        if extra:
+            rows = np.stack([rows, rows + 1], axis=1)
+        out.append(rows + offset)
+        offset += t
+    shape = (0, 2, window) if extra else (0, window)
+    return np.concatenate(out) if out else np.zeros(shape, np.int64)
 
 
 def check_audio(manifest: dict[str, Any], data_dir: str | Path) -> int:

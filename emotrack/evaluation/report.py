@@ -15,6 +15,7 @@ import numpy as np
 
 from emotrack.config.run import load_checkpoint, load_run_config
 from emotrack.data.align import delay_frames, undo_label_delay
+from emotrack.data.augment import check_options
 from emotrack.data.pipeline import session_arrays
 from emotrack.evaluation.metrics import ccc, compute_metrics
 from emotrack.files import atomic_path, check_writable
@@ -135,9 +136,30 @@ def _plot_history(path: Path, history: Path) -> Path | None:
     return _save_figure(fig, path)
 
 
+def fitted_on(run_dir: str | Path, report: dict[str, Any] | None = None) -> str | None:
+    """The partition the post-processing chain of an evaluated run was fitted on, from its
+    ``report.json`` (or ``report``), or for reports written before they said so, the partition that
+    chose its checkpoint (its config's ``data.validation``); None without a chain."""
+    if report is None:
+        report = json.loads((Path(run_dir) / REPORT).read_text())
+    if not report.get("post_processing"):
+        return None
+    return report.get("postprocessing_fitted_on") or selection_partition(
+        load_run_config(run_dir)["data"].get("validation"))
+
+
+def in_sample_label(entry: dict[str, Any]) -> str:
+    """What a report's partition ``entry`` says of its post-processed figures: ``in-sample`` when the
+    chain was fitted on that partition, else empty."""
+    if entry.get("post_processed_in_sample"):
+        return f"in-sample: post-processing fitted on {entry['post_processed_fitted_on']}"
+    return ""
+
+
 def _write_metrics_csv(run_dir: Path, report: dict[str, Any]) -> Path:
     """The report as a flat table: one row per partition, kind (raw / post_processed), scope
-    (all sessions or one session) and dimension."""
+    (all sessions or one session) and dimension; ``fitted_on`` names the partition a post-processed
+    row's chain was fitted on, and ``in_sample`` is true where that is the row's own partition."""
     import pandas as pd
 
     rows = []
@@ -145,13 +167,15 @@ def _write_metrics_csv(run_dir: Path, report: dict[str, Any]) -> Path:
         for kind in ("raw", "post_processed"):
             if kind not in entry:
                 continue
+            fitted = entry.get("post_processed_fitted_on") if kind == "post_processed" else None
             for dim in report["targets"]:
                 rows.append({"partition": partition, "kind": kind, "session": "all", "dimension": dim,
-                             **entry[kind][dim]})
+                             **entry[kind][dim], "fitted_on": fitted,
+                             "in_sample": bool(entry.get("post_processed_in_sample")) and kind == "post_processed"})
         for session, scores in entry["sessions"].items():
             for dim in report["targets"]:
                 rows.append({"partition": partition, "kind": "raw", "session": session, "dimension": dim,
-                             "CCC": scores[dim]})
+                             "CCC": scores[dim], "fitted_on": None, "in_sample": False})
     path = run_dir / "metrics.csv"
     with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
@@ -189,8 +213,12 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
 
     The post-processing chain (``evaluate.postprocessing`` in the run's config, or the argument: a
     name of `emotrack.evaluation.postprocess.CHAINS`, e.g. ``tzirakis2017``, ``teixeira2021`` or ``none``)
-    is fitted on the devel partition only, saved as ``postprocessing.json`` and applied unchanged to
-    every partition; the report holds raw and post-processed metrics side by side.
+    is fitted on the devel partition only (or, with ``data.validation``, on the training subjects it
+    holds out), saved as ``postprocessing.json`` and applied unchanged to every partition; the report
+    holds raw and post-processed metrics side by side. The post-processed figures of the partition the
+    chain was fitted on are in-sample, and every output says so: ``postprocessing_fitted_on``, and per
+    partition ``post_processed_fitted_on`` and ``post_processed_in_sample`` in ``report.json``,
+    ``fitted_on`` and ``in_sample`` in ``metrics.csv`` (`in_sample_label` for printing).
 
     The data is the run's (``data.dir``), or ``data_dir``; its manifest must be the one the run was trained
     on (the SHA-256 in its config) unless ``allow_other_data``, and then the report's ``data`` says it is
@@ -208,6 +236,10 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     check_writable(run_dir / REPORT, "the run folder")
+    try:  # evaluation crops as training's augmentation resized (emotrack.data.augment.centre_crop)
+        check_options(config["data"].get("augment"))
+    except ValueError as err:
+        raise ValueError(f"{run_dir / 'config.yaml'}: {err}") from err
     # The chain's name first: a typo stops the evaluation before the model is loaded.
     postprocessing = postprocessing or config["evaluate"]["postprocessing"]
     try:
@@ -267,6 +299,7 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
 
     report: dict[str, Any] = {"run": str(run_dir), "experiment": config["experiment"], "checkpoint": checkpoint,
                               "targets": targets, "rate_hz": rate_hz, "postprocessing": postprocessing,
+                              "postprocessing_fitted_on": fit_on if chain is not None else None,
                               "data": data, "partitions": {}}
     plotted, session_plots = None, []
     for partition in partitions:
@@ -278,6 +311,9 @@ def evaluate(run_dir: str | Path, partitions: list[str] | None = None, checkpoin
         else:
             entry = {"raw": compute_metrics(p["golds"], p["preds"], p["masks"], dimensions=targets,
                                             aggregation=aggregation)}
+        if chain is not None:  # the chain's own fit partition scores it in-sample
+            entry["post_processed_fitted_on"] = fit_on
+            entry["post_processed_in_sample"] = partition == fit_on
         entry["num_sessions"] = len(p["sessions"])
         entry["sessions"] = {s["session"]: {name: ccc(g[:, k], pr[:, k], mask=m) for k, name in enumerate(targets)}
                              for s, g, pr, m in zip(p["sessions"], p["golds"], p["preds"], p["masks"])}

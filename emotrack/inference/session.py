@@ -65,6 +65,8 @@ def predict_frames(model, session: dict[str, Any], config: dict[str, Any]) -> np
     info = model_info(config["model"]["name"])
     data_cfg = config["data"]
     chunk = config["evaluate"]["chunk"]
+    if (data_cfg.get("augment") or {}).get("resize_crop"):
+        model = CentreCropped(model if info.target != "siamese" else single_stream(model), data_cfg["augment"])
     step = int(data_cfg["frame_step"])
     names = {"video": "frames", "audio": "audio"}
     arrays = {name: session[names[name]] for name in info.inputs}
@@ -86,7 +88,7 @@ def predict_frames(model, session: dict[str, Any], config: dict[str, Any]) -> np
                 batch[name] = np.stack(clips).astype(np.float32)
             values.append(np.asarray(model(batch[info.inputs[0]] if len(batch) == 1 else batch, training=False)))
         return stitch_clips(np.concatenate(values), starts, span, length)
-    if info.target == "siamese":
+    if info.target == "siamese" and not isinstance(model, CentreCropped):
         model = single_stream(model)
     k, factor = input_contract(config, float(session["fps"]))
     if step == 1:
@@ -134,6 +136,27 @@ def stitch_clips(clip_values: np.ndarray, starts: np.ndarray, span: int, length:
     if (counts == 0).any():
         raise ValueError("some frames are covered by no clip")
     return (sums / counts[:, None]).astype(np.float32)
+
+
+class CentreCropped:
+    """A model as evaluation and prediction run it when it was trained with ``resize_crop``
+    augmentation: its face crops (the ``video`` input) are first resized by the training scale and cut
+    back at the centre (:func:`emotrack.data.augment.centre_crop`), so that a face has the size in
+    pixels it had in the random crops training saw."""
+
+    def __init__(self, model, augment: dict[str, Any]):
+        from emotrack.data.augment import check_options
+
+        self.model, self.augment = model, check_options(augment)
+
+    def __call__(self, x, training: bool = False):
+        from emotrack.data.augment import centre_crop
+
+        if isinstance(x, dict):
+            x = {**x, **({"video": centre_crop(x["video"], self.augment)} if "video" in x else {})}
+        else:
+            x = centre_crop(x, self.augment)
+        return self.model(x, training=training)
 
 
 class CompiledModel:

@@ -189,14 +189,24 @@ def session_to_example(*, session: str, subject: str, partition: str, fps: float
     return tf.train.SequenceExample(context=context, feature_lists=lists).SerializeToString(deterministic=True)
 
 
+def decode_frames(encoded, channels: int):
+    """Encoded face crops, string (T,), decoded to uint8 (T, H, W, C)."""
+    import tensorflow as tf
+
+    return tf.map_fn(lambda data: tf.io.decode_image(data, channels=channels, expand_animations=False),
+                     encoded, fn_output_signature=tf.uint8)
+
+
 def parse_session(serialized, num_dimensions: int, channels: int, audio_samples: int | None = None,
-                  frames_key: str = "frames"):
+                  frames_key: str = "frames", decode: bool = True):
     """Parse a serialised session into a dict of tensors (usable inside ``tf.data``).
 
     Args:
         channels: of the crop set read.
         frames_key: the crop set returned as ``frames``: ``frames`` (the default set) or
             ``frames_<name>``; the other sets are not decoded.
+        decode: False: ``frames`` holds the encoded images, string (T,), for a reader that decodes
+            only the frames it uses.
         audio_samples: S, when the caller knows it (the manifest's ``audio.samples_per_frame``), to give
             ``audio`` a static shape; the records are read the same either way.
     Returns:
@@ -224,8 +234,7 @@ def parse_session(serialized, num_dimensions: int, channels: int, audio_samples:
     }
     context, seq = tf.io.parse_single_sequence_example(serialized, context_features=context_spec,
                                                        sequence_features=sequence_spec)
-    frames = tf.map_fn(lambda data: tf.io.decode_image(data, channels=channels, expand_animations=False),
-                       seq[frames_key], fn_output_signature=tf.uint8)
+    frames = decode_frames(seq[frames_key], channels) if decode else seq[frames_key]
     out = dict(context)
     face_present = seq["face_present"][:, 0]
     # Records written before the field existed: every rating is valid.

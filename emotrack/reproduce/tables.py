@@ -19,6 +19,7 @@ import pandas as pd
 
 from emotrack.config.papers import Cell, Paper, Table
 from emotrack.evaluation.metrics import compute_metrics
+from emotrack.evaluation.report import fitted_on
 from emotrack.files import atomic_path
 
 PREDICTIONS = "predictions.csv"
@@ -69,6 +70,8 @@ def stage_accuracy(stage_dir: Path) -> float | None:
 
 
 QUOTED = "(quoted from the paper)"
+#: The label of a post-processed cell on the partition its chain was fitted on.
+IN_SAMPLE = "in-sample: post-processing fitted on this partition"
 NOT_RUN = "not run"
 
 
@@ -86,6 +89,7 @@ def fill_table(table: Table, runs: dict[str, list[Path]], stages: dict[str, Path
     rows = []
     for cell in table.cells:
         values: list[float | None] = []
+        in_sample = False  # post-processed on the partition the chain was fitted on
         source = cell.stage or cell.training
         if cell.stage is not None and cell.stage in (stages or {}):
             values.append(stage_accuracy(stages[cell.stage]))
@@ -93,12 +97,14 @@ def fill_table(table: Table, runs: dict[str, list[Path]], stages: dict[str, Path
             if run not in cache:
                 cache[run] = pd.read_csv(run / PREDICTIONS)
             values.append(cell_value(cache[run], cell))
+            in_sample |= cell.kind == "post_processed" and cell.partition == fitted_on(run)
         stats = summarise(values) if source else {"mean": None, "sd": None, "n": 0}
         rows.append({"table": table.name, "row": cell.row, "column": cell.column, "dimension": cell.dimension,
                      "metric": cell.metric, "aggregate": cell.aggregate, "partition": cell.partition,
                      "kind": cell.kind, "training": source or QUOTED,
                      "ours_mean": stats["mean"], "ours_sd": stats["sd"], "repeats": stats["n"],
-                     "paper": cell.paper, "note": f"{NOT_RUN}: {unavailable[source]}" if source in unavailable else ""})
+                     "paper": cell.paper, "in_sample": in_sample,
+                     "note": f"{NOT_RUN}: {unavailable[source]}" if source in unavailable else ""})
     return pd.DataFrame(rows)
 
 
@@ -132,6 +138,8 @@ def table_markdown(table: Table, filled: pd.DataFrame) -> str:
             sd = c["ours_sd"] if pd.notna(c["ours_sd"]) else None
             label = "" if (c["metric"] == "CCC" and c["aggregate"] == "concatenated") or c["metric"] == "accuracy" \
                 else f" [{c['metric']}, {c['aggregate']} over sessions]"
+            if pd.notna(c.get("in_sample")) and bool(c.get("in_sample")):
+                label += f" [{IN_SAMPLE}]"
             cells.append(f"{_number(mean)} +- {_number(sd)} (paper: {paper}){label}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
