@@ -3,6 +3,7 @@
 holds the run's pooling, delay and preprocessing; clear errors, and nothing lost on failure."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -80,9 +81,20 @@ def test_keras_copy_and_contract(convlstm_run):
     assert contract["time"] == {"fps": 10.0, "clip_frames": 16, "frame_step": 1, "temporal_pooling_s": 0.2,
                                 "frames_per_step": 2, "network_time_factor": 1, "label_delay_s": 0.5,
                                 "label_delay_frames": 5}
-    assert contract["preprocessing"] == PREPROCESSING
+    assert contract["preprocessing"] == PREPROCESSING and contract["centre_crop_scale"] is None
     assert contract["keras"]["file"] == "best.keras"
     assert sorted(p.name for p in out.parent.iterdir()) == ["best.keras", "best.keras.json"]
+
+
+def test_a_run_trained_with_resize_crop_tells_the_centre_crop_its_network_expects(convlstm_run, tmp_path):
+    run = tmp_path / "augmented"
+    shutil.copytree(convlstm_run, run, ignore=shutil.ignore_patterns("export"))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["augment"] = {"resize_crop": 110 / 96}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    contract = json.loads(contract_path(export_run(run, "keras")).read_text())
+    assert contract["centre_crop_scale"] == pytest.approx(110 / 96)
+    assert any("centre_crop_scale (1.14583)" in step for step in contract["how_to_apply"])
 
 
 def test_savedmodel_takes_any_time_length(convlstm_run, tmp_path):

@@ -183,6 +183,7 @@ def _contract(config: dict[str, Any], run_dir: Path, checkpoint: str, fmt: str, 
     from emotrack.data.temporal import pooling_frames
 
     data = config["data"]
+    centre_scale = ((data.get("augment") or {}).get("resize_crop")) or None
     pooling_s = data.get("temporal_pooling_s")
     k = pooling_frames(pooling_s, fps) if fps or not pooling_s else None  # None: the rate is unknown
     _, factor = input_contract({"model": config["model"]}, 1.0)
@@ -216,9 +217,14 @@ def _contract(config: dict[str, Any], run_dir: Path, checkpoint: str, fmt: str, 
             "label_delay_frames": delay_frames(delay_s, fps) if fps else None,
         },
         "preprocessing": data.get("preprocessing"),
+        # Trained with resize-and-random-crop: the network expects the centre crop of the face resized by
+        # this scale (what `emotrack evaluate` and `predict` feed it; emotrack.data.augment.centre_crop).
+        "centre_crop_scale": centre_scale,
         "postprocessing": json.loads(chain_file.read_text()) if chain_file.is_file() else None,
         "how_to_apply": [
             "crop faces as `preprocessing` says (size, gray, margin) and keep every frame_step-th frame",
+            *([f"resize each face crop by centre_crop_scale ({centre_scale:g}) and cut it back to its size at "
+               f"the centre (the scale the network was trained at)"] if centre_scale else []),
             "average every frames_per_step consecutive frames into one input step (temporal pooling)",
             "the time length must be a multiple of network_time_factor (and equal tflite.time_steps "
             "for a TFLite file)",
