@@ -261,7 +261,9 @@ def test_predict_names_a_file_that_is_no_video(run, tmp_path, kind):
     video.write_bytes(b"" if kind == "zero-byte" else b"these are the minutes of the meeting\n" * 40)
     out = tmp_path / "va.csv"
     _refused(_invoke("predict", run, video, "--out", out, "--quiet"), video,
-             *(["is empty", "record it again"] if kind == "zero-byte" else ["cannot be read", "re-encode it"]))
+             *(["is empty", "record it again"] if kind == "zero-byte" else ["is not a video file", "holds text",
+                                                                     "renamed to .mp4 does not become a video"]))
+    assert "re-encode" not in _invoke("predict", run, video, "--out", out, "--quiet").output
     assert not out.exists()
     _no_temporary_files(tmp_path)
 
