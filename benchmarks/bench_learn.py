@@ -31,13 +31,13 @@ CORPUS = {"sessions": 16, "seconds": 30.0, "seed": 0}
 CROPS = ["huang2018", "48x48rgb", "32x32rgb"]
 #: Pre-training stages at tiny size: name -> `pretrain_2d` options (the images: a synthetic RAF-DB set).
 PRETRAIN = {
-    "vgg16-32": {"backbone": "vgg16", "input_shape": [32, 32, 3], "epochs": 8, "batch_size": 16,
-                 "learning_rate": 1e-4},
+    "vgg11bn-32": {"backbone": "vgg11_bn", "input_shape": [32, 32, 3], "epochs": 8, "batch_size": 16,
+                   "learning_rate": 1e-4},
     "resnet50-48": {"backbone": "resnet50", "input_shape": [48, 48, 3], "epochs": 8, "batch_size": 16,
                     "learning_rate": 1e-4},
 }
 #: family -> (option that takes the pre-trained backbone, stage).
-STAGED = {"teixeira2021-vgg16-lstm": ("weights", "vgg16-32"), "teixeira2021-i3d": ("weights", "vgg16-32"),
+STAGED = {"teixeira2021-vgg16-lstm": ("weights", "vgg11bn-32"), "teixeira2021-i3d": ("weights", "vgg11bn-32"),
           "tzirakis2017-visual": ("weights", "resnet50-48")}
 #: family -> role -> the family whose run it is built from (Tzirakis 2017, Sec. III-D).
 INIT_FROM = {"tzirakis2017-audiovisual": {"audio": "tzirakis2017-audio", "visual": "tzirakis2017-visual"}}
@@ -109,9 +109,12 @@ def learn_family(family: str, records: Path, work: Path, log=print) -> dict:
     carried = LEARN[family][2]
     goal = GOALS.get(family, DEFAULT_GOAL)
     keras.backend.clear_session()
-    return {"family": family, "model": resolve_config(learn_name(family))["model"]["name"], "seconds": seconds,
+    result = {"family": family, "model": resolve_config(learn_name(family))["model"]["name"], "seconds": seconds,
             "cpu_seconds": cpu_seconds, "test": test, "carried": list(carried), "goal": goal,
             "reached": all(test.get(d) is not None and test[d] >= goal for d in carried)}
+    (work / "results").mkdir(exist_ok=True)
+    (work / "results" / f"{family}.json").write_text(json.dumps(result, indent=2))
+    return result
 
 
 def line(result: dict) -> str:
@@ -131,15 +134,26 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="bench-learn", help="folder for the corpus, records and runs")
     parser.add_argument("--families", default="", help="comma-separated families (default: all)")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
+    parser.add_argument("--table", action="store_true",
+                        help="only print the table of the families' last results kept in --work")
     args = parser.parse_args(argv)
     families = [f for f in args.families.split(",") if f] or list(LEARN)
     unknown = sorted(set(families) - set(LEARN))
     if unknown:
         parser.error(f"unknown families {unknown}; known: {', '.join(LEARN)}")
     work = Path(args.work)
-    records = prepare_data(work)
-    results = []
     print(f"{'family':26s} {'test CCC (raw): arousal':>7s} valence   train time (CPU time)   goal (* the input carries it)")
+    results = []
+    if args.table:
+        for family in families:
+            kept = work / "results" / f"{family}.json"
+            if kept.is_file():
+                results.append(json.loads(kept.read_text()))
+                print(line(results[-1]))
+            else:
+                print(f"{family:26s} not run")
+        return 0 if len(results) == len(families) and all(r["reached"] for r in results) else 1
+    records = prepare_data(work)
     for family in families:
         results.append(learn_family(family, records, work))
         print(line(results[-1]), flush=True)
