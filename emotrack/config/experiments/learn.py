@@ -40,7 +40,8 @@ LEARN: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "model.options.lstm_units=64", "model.options.conv2_kernel=100", "data.window=50", "data.hop=25",
         "data.batch_size=8", "train.epochs=8"), ("arousal",)),
     "tzirakis2017-visual": ("tzirakis2017-visual-seq150", (
-        *_VISUAL_48, "model.options.lstm_units=64", "model.options.visual_features=64", "data.window=50",
+        *_VISUAL_48, "model.options.weights=none", "model.options.batch_norm_momentum=0.9",
+        "model.options.lstm_units=64", "model.options.visual_features=64", "data.window=50",
         "data.hop=50", "data.batch_size=2", "data.augment={brightness: 0.1, saturation: [0.8, 1.2]}",
         "train.epochs=8"), ("arousal", "valence")),
     "tzirakis2017-audiovisual": ("tzirakis2017-audiovisual-seq150", (
