@@ -36,7 +36,6 @@ def work(tmp_path_factory, bench):
 def test_family_learns_on_held_out_subjects(bench, work, family):
     result = bench.learn_family(family, work / "records", work)
     goal = GOALS.get(family, DEFAULT_GOAL)
-    assert result["carried"] == list(LEARN[family][2])
-    for dim in result["carried"]:
+    for dim in LEARN[family][2]:
         assert result["test"][dim] >= goal, f"{family}: test CCC of {dim} {result['test'][dim]:.3f} < {goal}"
     assert result["reached"]
