@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 DEMO := demo
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict clean reproduce-huang2018 reproduce-tzirakis2017 reproduce-astnet2017 reproduce-teixeira2021
+.PHONY: venv install demo test test-slow test-all bench bench-preprocess bench-predict bench-learn clean reproduce-huang2018 reproduce-tzirakis2017 reproduce-astnet2017 reproduce-teixeira2021
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ bench-preprocess: install $(MEDIAPIPE_VENV)/bin/python
 bench-predict: install
 	$(BIN)/python benchmarks/bench_predict.py
 
+# Does every model family learn? Each trains at a CPU size on a synthetic corpus (minutes each) and prints
+# its test CCC (raw) of arousal and valence; exits 1 when a family misses its goal. Kept in bench-learn/.
+bench-learn: install
+	$(BIN)/python benchmarks/bench_learn.py --work bench-learn
+
 # A paper's tables end to end: `make reproduce-huang2018 SEWA=/data/SEWA`; SMOKE=1 runs the same
 # protocol at tiny size on a synthetic corpus in the release layout (minutes on a CPU).
 SMOKE_FLAG = $(if $(SMOKE),--smoke,)
@@ -87,4 +92,4 @@ reproduce-teixeira2021: install
 		$(if $(RAFDB),--rafdb $(RAFDB),) $(if $(VGGFACE),--vggface $(VGGFACE),) $(SMOKE_FLAG)
 
 clean:
-	rm -rf build *.egg-info $(DEMO)
+	rm -rf build *.egg-info $(DEMO) bench-learn

@@ -60,6 +60,9 @@ What the paper leaves open, and what is assumed here:
   ``keras.applications.resnet50.preprocess_input`` does (RGB -> BGR, ImageNet channel means
   subtracted), which matches ImageNet weights; ``"none"`` passes the pixels on unchanged.
 - No dropout between or after the LSTM layers (Sec. V: "except the recurrent ones").
+- Trained from random weights (``weights=None``) for a few hundred steps, ResNet-50's moving
+  statistics (momentum 0.99) stay far from the features' own, and evaluation, which uses them, sees
+  another network than training did; ``batch_norm_momentum`` (e.g. 0.9) lets them follow.
 - ``image_size`` may be lowered (down to ResNet-50's minimum of 32) and the speech layer sizes
   changed, for quick tests; the defaults are the paper's.
 """
@@ -189,22 +192,29 @@ def build_audio_features(frame_samples: int = FRAME_SAMPLES, conv1_filters: int 
     return keras.Model(frames, x, name=name)
 
 
-def build_resnet50_backbone(image_size: int = 96, weights: str | None = None) -> keras.Model:
+def build_resnet50_backbone(image_size: int = 96, weights: str | None = None,
+                            batch_norm_momentum: float | None = None) -> keras.Model:
     """ResNet-50 without its classifier, global average pooling: (H, W, 3) -> 2048.
 
     ``weights``: None (random), ``"imagenet"`` (``keras.applications``, downloaded by Keras when
     the model is built) or a local weights file (``.weights.h5`` or legacy ``.h5``) saved from a
     ResNet-50 built with ``include_top=False`` (see :mod:`emotrack.models.weights`).
+    ``batch_norm_momentum``: the moving-average momentum of its BatchNormalization layers (None:
+    ``keras.applications``' 0.99, right when fine-tuning ImageNet's converged statistics).
     """
     name, path = weights_source(weights, "resnet50", known=("imagenet",))
     backbone = build_with_named_weights(keras.applications.ResNet50, name, "resnet50", include_top=False,
                                         pooling="avg", input_shape=(image_size, image_size, 3), name="resnet50")
+    if batch_norm_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = float(batch_norm_momentum)
     return load_weights_file(backbone, path)
 
 
 def build_visual_features(image_size: int = 96, weights: str | None = None,
                           visual_features: int | None = VISUAL_FEATURES, dropout: float = 0.5,
-                          input_preprocessing: str = "caffe",
+                          input_preprocessing: str = "caffe", batch_norm_momentum: float | None = None,
                           name: str = "visual_features") -> keras.Model:
     """The visual extractor: (batch, T, H, W, 3) -> (batch, T, visual_features or 2048)."""
     if input_preprocessing not in ("caffe", "none"):
@@ -214,7 +224,7 @@ def build_visual_features(image_size: int = 96, weights: str | None = None,
     if input_preprocessing == "caffe":
         x = CaffePreprocessing(name="caffe_preprocessing")(x)
     images = MergeTime(name="merge_time")(x)
-    pooled = build_resnet50_backbone(image_size, weights)(images)
+    pooled = build_resnet50_backbone(image_size, weights, batch_norm_momentum)(images)
     x = SplitTime(name="split_time")([pooled, frames])
     if visual_features:
         x = layers.Dense(visual_features, activation="relu", name="projection")(x)

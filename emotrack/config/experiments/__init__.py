@@ -11,5 +11,7 @@ from emotrack.config.experiments.base import (EXPERIMENTS, NO_WEIGHTS, declined_
                                               parse_override, pretrained_weights, resolve_config)
 # Each paper's module registers its experiments (and its reproduction protocol) on import.
 from emotrack.config.experiments import astnet2017, huang2018, teixeira2021, tzirakis2017  # noqa: F401,E402
+# The CPU-size runs of every family (`make bench-learn`), built from the papers' experiments above.
+from emotrack.config.experiments import learn  # noqa: F401,E402
 
 __all__ = ["EXPERIMENTS", "NO_WEIGHTS", "declined_weights", "experiment", "list_experiments", "parse_override", "pretrained_weights", "resolve_config"]
