@@ -100,6 +100,9 @@ TINY_RUNS = {
 }
 
 
+# Slow: a tiny run of each of these families (every family learning is `make bench-learn`,
+# tests/test_learn.py; the Huang loop runs end to end in tests/test_reproduce_smoke.py).
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", sorted(TINY_RUNS))
 def test_model_family_trains_and_evaluates_per_frame(experiment, tiny_rgb_tfr, tmp_path):
     run = tmp_path / "run"

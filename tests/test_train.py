@@ -135,6 +135,7 @@ def test_early_stopping_on_devel_ccc(tiny_tfr, tmp_path):
     assert state["stopped"] and np.argmax(state["values"]) == 0
 
 
+@pytest.mark.slow  # three trainings
 def test_repeats_report_mean_and_std_over_seeds(tiny_tfr, tmp_path):
     from emotrack.reproduce.repeats import train_repeats
 
