@@ -158,6 +158,7 @@ def test_train_checks_that_out_can_be_written_first(tiny_tfr, tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     out = tmp_path / "a-file" / "run"
     _refused(_invoke(*_train_args(tiny_tfr, out)), out, "is a file", "choose another --out")
+    assert (tmp_path / "a-file").read_text() == "not a folder"  # the file in the way is left as it was
 
 
 def test_a_run_that_failed_before_its_first_epoch_is_replaced_without_overwrite(run):
