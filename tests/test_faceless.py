@@ -21,8 +21,10 @@ def test_face_clip_rows_by_hand():
 
 
 def _clips(tiny_tfr, **kwargs):
-    ds = __import__("emotrack.data.pipeline", fromlist=["x"]).training_windows(
-        tiny_tfr, "train", window=4, hop=6, batch_size=64, shuffle=False, frame_step=2, target="clip", **kwargs)
+    from emotrack.data.pipeline import training_windows
+
+    ds = training_windows(tiny_tfr, "train", window=4, hop=6, batch_size=64, shuffle=False, frame_step=2,
+                          target="clip", **kwargs)
     return [tuple(t.numpy() for t in batch) for batch in ds]
 
 

@@ -120,6 +120,7 @@ def write_submissions(run_dir: str | Path, report: dict[str, Any], log=print) ->
     ``submissions`` in the report and its ``report.json``. Returns the report."""
     import json
 
+    from emotrack.apps.predict import AudioError, NoFaceError, VideoError
     from emotrack.config.run import load_run_config
     from emotrack.evaluation.report import REPORT
     from emotrack.records.manifest import read_manifest
@@ -129,7 +130,6 @@ def write_submissions(run_dir: str | Path, report: dict[str, Any], log=print) ->
         return report
     config = load_run_config(run_dir)
     manifest = read_manifest((report.get("data") or {}).get("dir") or config["data"]["dir"])
-    from emotrack.apps.predict import AudioError, NoFaceError, VideoError
 
     report["submissions"] = {}
     for partition in partitions:

@@ -211,7 +211,8 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
         weights = tf.cast(s["face_present"], tf.float32)
         ratings, weights = shift_labels(s["ratings"], weights, shift)
         valid, _ = shift_labels(tf.cast(s["rating_valid"], tf.float32)[:, None], weights, shift)
-        out = {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0], "session": s["session"]}
+        out = {"frames": s["frames"], "ratings": ratings, "weights": weights * valid[:, 0], "session": s["session"],
+               "face_present": s["face_present"]}
         if "audio" in inputs:
             out["audio"] = s["audio"]
         return out
@@ -223,9 +224,13 @@ def training_windows(data_dir: str | Path, partitions: str | list[str], window: 
     if "audio" in inputs:
         check_audio(manifest, data_dir)
     _, frame = crop_feature(manifest, crops)
-    face = face_rows(data_dir, partitions, window, hop, frame_step, faceless, gap_tolerance_s, target, validation)
+    check_faceless(faceless, target)
     sessions = list(load_sessions(data_dir, partitions, crops, validation, decode=False).map(prepare)
                     .as_numpy_iterator())
+    # Frames without a face dropped: the clips from the face flags of the sessions just read.
+    face = None if faceless == "mask" else {
+        _name(s["session"]): _face_rows_of(s["face_present"], fps[_name(s["session"])], window, hop, frame_step,
+                                            gap_tolerance_s) for s in sessions}
     store = EncodedClips(sessions, clip_rows(sessions, face, window, hop, frame_step, target), seed)
     pairs = 2 if target == "siamese" else 1
 
@@ -297,8 +302,7 @@ def clip_rows(sessions: list[dict[str, Any]], face: dict[str, np.ndarray] | None
     for s in sessions:
         t = len(s["frames"])
         if face is not None:
-            rows = np.asarray(face[s["session"].decode() if isinstance(s["session"], bytes) else s["session"]],
-                              np.int64).reshape(-1, window)
+            rows = np.asarray(face[_name(s["session"])], np.int64).reshape(-1, window)
         else:
             starts = np.arange(0, max(t - span - extra + 1, 0), hop, dtype=np.int64)
             rows = starts[:, None] + np.arange(window, dtype=np.int64) * frame_step
@@ -351,18 +355,34 @@ def fuse_labels(ratings, weights, fusion: str = "mean"):
     return fused, tf.reduce_mean(tf.cast(weights, ratings.dtype))
 
 
+def check_faceless(faceless: str, target: str) -> None:
+    """``data.faceless`` is known and fits the model's target (raised as ValueError naming the key)."""
+    if faceless not in FACELESS:
+        raise ValueError(f"data.faceless must be one of {', '.join(FACELESS)}, not {faceless!r}")
+    if faceless == "drop" and target == "siamese":
+        raise ValueError("data.faceless=drop cuts clips of the frames with a face; it does not make AST-Net's "
+                         "Siamese pairs (one frame apart): use data.faceless=mask")
+
+
+def _name(session) -> str:
+    return session.decode() if isinstance(session, bytes) else str(session)
+
+
+def _face_rows_of(face_present, fps: float, window: int, hop: int, frame_step: int,
+                  gap_tolerance_s: float | None) -> np.ndarray:
+    """:func:`face_clip_rows` of one session, the gap tolerance turned from seconds into frames."""
+    tolerance = None if gap_tolerance_s is None else float(gap_tolerance_s) * float(fps)
+    return face_clip_rows(np.asarray(face_present).reshape(-1), window, hop, frame_step, tolerance)
+
+
 def face_rows(data_dir: str | Path, partitions: str | list[str], window: int, hop: int, frame_step: int,
               faceless: str, gap_tolerance_s: float | None, target: str,
               validation: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """With ``faceless="drop"``: session -> its clips' frame indices (:func:`face_clip_rows`), read
     from the records' ``face_present`` alone (no frame is decoded); with ``mask``: None."""
-    if faceless not in FACELESS:
-        raise ValueError(f"data.faceless must be one of {', '.join(FACELESS)}, not {faceless!r}")
+    check_faceless(faceless, target)
     if faceless == "mask":
         return None
-    if target == "siamese":
-        raise ValueError("data.faceless=drop cuts clips of the frames with a face; it does not make AST-Net's "
-                         "Siamese pairs (one frame apart): use data.faceless=mask")
     import tensorflow as tf
 
     manifest = read_manifest(data_dir)
@@ -371,8 +391,8 @@ def face_rows(data_dir: str | Path, partitions: str | list[str], window: int, ho
         record = next(iter(tf.data.TFRecordDataset(str(Path(data_dir) / s["file"]))))
         _, seq = tf.io.parse_single_sequence_example(
             record, sequence_features={"face_present": tf.io.FixedLenSequenceFeature([1], tf.int64)})
-        tolerance = None if gap_tolerance_s is None else float(gap_tolerance_s) * float(s["fps"])
-        out[s["session"]] = face_clip_rows(seq["face_present"].numpy()[:, 0], window, hop, frame_step, tolerance)
+        out[s["session"]] = _face_rows_of(seq["face_present"].numpy(), s["fps"], window, hop, frame_step,
+                                          gap_tolerance_s)
     return out
 
 

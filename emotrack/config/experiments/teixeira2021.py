@@ -178,30 +178,23 @@ for (_backbone, _init), _configs in TEIXEIRA2021_TABLES_4_5.items():
         EXPERIMENTS[i3d_name(_backbone, _init, _dim)]["targets"] = [_dim]
 
 
-def _stage_unavailable(backbone: str, init: str) -> str:
-    return UNAVAILABLE.get((backbone, init), "")
-
-
 def _row_unavailable(backbone: str, init: str) -> str:
     """Why an i3D row cannot start from its weights ("" when it can)."""
     if init == "rafdb":
-        pre = "vggface" if backbone != "vgg11_bn" else "imagenet"
-        why = _stage_unavailable(backbone, pre)
+        why = UNAVAILABLE.get((backbone, "imagenet" if backbone == "vgg11_bn" else "vggface"), "")
         return f"its RAF-DB backbone cannot be pre-trained: {why}" if why else ""
     return UNAVAILABLE.get((backbone, init), "")
 
 
-def _weights(backbone: str, init: str) -> str:
-    if init == "rafdb":
-        return BEST_RAFDB_STAGE if backbone == "vgg16" else stage_name(backbone, "vggface", "all")
-    return {"vggface": "VGGFACE", "imagenet": "imagenet"}[init]
+# The weights of the i3D rows that run: only VGG-16 has a RAF-DB stage that runs (the best of Table 1).
+_WEIGHTS = {"vggface": "VGGFACE", "imagenet": "imagenet", "rafdb": BEST_RAFDB_STAGE}
 
 
 _PRETRAINING = tuple(
     Pretraining(stage_name(backbone, init, block), "RAFDB", "rafdb",
                 {"backbone": backbone, "fine_tune_from": block, "input_shape": [100, 80, 3], "epochs": 20,
                  "batch_size": 16, "learning_rate": 1e-5},
-                weights="VGGFACE" if init == "vggface" else init, unavailable=_stage_unavailable(backbone, init))
+                weights="VGGFACE" if init == "vggface" else init, unavailable=UNAVAILABLE.get((backbone, init), ""))
     for (backbone, init), blocks in TEIXEIRA2021_TABLE_1.items() for block in blocks)
 
 _TRAININGS = (
@@ -210,7 +203,7 @@ _TRAININGS = (
                smoke=("model.options.lstm_units=4",))
       for init, fps, length, overlap, fusion, dim, _, _, _ in TEIXEIRA2021_TABLE_2),
     *(Training(i3d_name(backbone, init, dim), i3d_name(backbone, init, dim), "sewa",
-               weights=None if _row_unavailable(backbone, init) else _weights(backbone, init),
+               weights=None if _row_unavailable(backbone, init) else _WEIGHTS[init],
                unavailable=_row_unavailable(backbone, init))
       for (backbone, init), configs in TEIXEIRA2021_TABLES_4_5.items() for dim in configs),
 )
