@@ -27,6 +27,17 @@ def test_command_help(name, option):
     assert result.exit_code == 0 and option in result.output and "Usage: main" not in result.output[:5]
 
 
+def test_preprocess_options_default_as_the_library_does():
+    """`emotrack preprocess` and `PreprocessOptions` give one default for each face-finding option."""
+    from emotrack.preprocess.options import PreprocessOptions
+
+    command = main.get_command(None, "preprocess")
+    defaults = {p.name: p.default for p in command.params}
+    library = PreprocessOptions()
+    for name in ("detect_every", "min_face", "min_confidence", "margin", "batch_size"):
+        assert defaults[name] == getattr(library, name), name
+
+
 def test_train_rejects_missing_data_and_unknown_experiment(tmp_path):
     result = CliRunner().invoke(main, ["train", "demo", "--data", str(tmp_path), "--out",
                                        str(tmp_path / "run")])

@@ -172,8 +172,11 @@ def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
 
     assert [f is None for f in faces] == [p is None for p in places] == [f is None for f in reference]
     present = [i for i, f in enumerate(faces) if f is not None]
-    assert min(box_iou(faces[i].box, per_frame[i].box) for i in present) >= 0.9
     assert min(box_iou(faces[i].box, truth[i]) for i in present) >= 0.9
+    # Tracked and detected boxes each sit a few pixels off the truth (O-Net sees the face framed a little
+    # differently), so against each other they agree less closely than with the truth.
+    assert min(box_iou(faces[i].box, per_frame[i].box) for i in present) >= 0.85
+    assert np.mean([box_iou(faces[i].box, per_frame[i].box) for i in present]) >= 0.93
     # mtcnn's boxes jitter by a few pixels as the face moves (down to IoU 0.83 with the truth here),
     # so against them single frames may fall below 0.9; on average the tracker agrees.
     assert np.mean([box_iou(faces[i].box, reference[i].box) for i in present]) >= 0.9
@@ -181,9 +184,10 @@ def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
     assert all(isinstance(f, TrackedFace) for f in faces if f is not None)
     sources = [f.source if f is not None else None for f in faces]
     assert sources.count("tracked") >= 20  # most frames between key frames are tracked, not detected
-    # Key frames 15 and 20 hold faces far apart: the frames between them, across the cut, are detected
-    # afresh, and the box lands on the new place at once.
-    assert sources[16:20] == ["detected"] * 4
+    # Key frames 15 and 20 hold faces far apart: the face of frame 15 is followed frame by frame up to the
+    # cut; O-Net loses it there, the frames after the cut are detected afresh, and the box lands on the new
+    # place at once.
+    assert sources[16:20] == ["tracked"] + ["detected"] * 3
     assert faces[17].box[0] > faces[16].box[0] + 60 and box_iou(faces[17].box, truth[17]) > 0.9
     # The face coming back after the covered camera is found in the first frame that shows it.
     assert sources[33] == "detected" and box_iou(faces[33].box, truth[33]) > 0.9
@@ -217,6 +221,13 @@ def test_multi_size_crops_have_exact_shapes_in_one_pass(photo, detector):
     # Aligned and near the frame's edge (padded with edge pixels), the shapes hold.
     edge = crop_faces(photo, (470, 560, 60, 70), [*CROP_SPECS.values(), (64, 48, True)], align=False)
     assert [c.shape for c in edge] == [s.shape for s in CROP_SPECS.values()] + [(64, 48, 1)]
+    # Past any edge, and wholly outside the frame, a crop is the one cut from the frame padded with its
+    # edge pixels (numpy's "edge" padding: the reference).
+    padded = np.pad(photo, ((300, 300), (300, 300), (0, 0)), mode="edge")
+    for box in [(470, 560, 60, 70), (-40, -30, 90, 100), (-200, 100, 60, 60), (600, 700, 50, 50), (-20, 0, 600, 40)]:
+        shifted = (box[0] + 300, box[1] + 300, box[2], box[3])
+        for ours, reference in zip(crop_faces(photo, box, list(CROP_SPECS)), crop_faces(padded, shifted, list(CROP_SPECS))):
+            np.testing.assert_array_equal(ours, reference)
     assert [c.shape for c in crop_faces(photo, face, list(CROP_SPECS), align=True)] == list(expected.values())
     # The 100x80 crop keeps the face's proportions: it is cut narrower than the square, not squeezed.
     gray = crop_faces(photo, face, [CropSpec(100, 80, True), CropSpec(100, 100, True)])

@@ -152,11 +152,13 @@ def crop_faces(frame: np.ndarray, face: Face | Sequence[float], specs: Sequence[
         left, top = min(r[0] for r in rects), min(r[1] for r in rects)
         right, bottom = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
     h, w = frame.shape[:2]
-    pad = max(0, -left, -top, right - w, bottom - h)
-    region = frame
-    if pad:
-        region = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-    image = Image.fromarray(np.ascontiguousarray(region[top + pad:bottom + pad, left + pad:right + pad]))
+    # Only the cut is read; where it leaves the frame, the nearest edge pixels are repeated (the whole
+    # frame is never padded).
+    if left >= 0 and top >= 0 and right <= w and bottom <= h:
+        inside = frame[top:bottom, left:right]
+    else:
+        inside = frame[np.ix_(np.clip(np.arange(top, bottom), 0, h - 1), np.clip(np.arange(left, right), 0, w - 1))]
+    image = Image.fromarray(np.ascontiguousarray(inside))
     if angle:
         # PIL turns counter-clockwise as displayed; a positive eye angle is a clockwise tilt.
         image = image.rotate(angle, resample=Image.BILINEAR, center=(cx - left, cy - top))

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from emotrack.faces.detect import Face, FaceDetector, choose_face
-from emotrack.faces.track import FaceTracker, read_ahead
+from emotrack.faces.track import DEFAULT_EVERY, FaceTracker, read_ahead
 
 #: A face finder: either kind gives the faces of a video's frames through `find_faces`.
 FaceFinder = FaceTracker | FaceDetector
 
 
-def make_face_finder(tracker: bool = True, every: int = 5, min_face: float | None = 0.1,
+def make_face_finder(tracker: bool = True, every: int = DEFAULT_EVERY, min_face: float | None = 0.1,
                      min_confidence: float = 0.9, select: str = "largest", batch_size: int = 32) -> FaceFinder:
     """The face finder asked for; MTCNN's networks load on first use.
 

@@ -28,6 +28,7 @@ from typing import Any
 from emotrack.faces.crop import CropSpec, crop_set, crop_sets, parse_crops
 from emotrack.faces.detect import SELECT
 from emotrack.faces.finder import FaceFinder, make_face_finder
+from emotrack.faces.track import DEFAULT_EVERY
 from emotrack.preprocess.align import RESAMPLE
 from emotrack.records.tfrecord import IMAGE_FORMATS
 
@@ -58,7 +59,7 @@ class PreprocessOptions:
     batch_size: int = 32                    # frames per MTCNN call
     select: str = "largest"
     tracker: bool = True                    # FaceTracker; False: MTCNN on every frame
-    detect_every: int = 5                   # tracker: MTCNN's proposal stages every N frames
+    detect_every: int = DEFAULT_EVERY       # tracker: MTCNN's proposal stages every N frames
     min_face: float | None = 0.1            # tracker: smallest face, fraction of the shorter frame side
     image_format: str = "jpeg"
     max_length_mismatch_s: float = 1.0      # video vs ratings (and audio) duration tolerance
