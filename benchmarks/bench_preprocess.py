@@ -247,9 +247,10 @@ def bench_corpus(video: Path, folder: Path) -> Path:
     return folder
 
 
-def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, float]:
+def preprocessed(root: Path, out: Path, options, cpu: list | None = None) -> tuple[np.ndarray, float, float]:
     """(d): `process_session` on the corpus' one session. Returns its boxes (read back from the record; NaN
-    without a face), frames/s and bytes per frame of the record."""
+    without a face), frames/s and bytes per frame of the record; appends the CPU milliseconds per frame (the
+    process's, every thread) to ``cpu`` when given."""
     import tensorflow as tf
 
     from emotrack.corpora.layout import discover
@@ -259,9 +260,11 @@ def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, flo
     spec = load_spec("generic")
     info = discover(spec, root).sessions[0]
     (out / "sessions").mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, used = time.perf_counter(), time.process_time()
     entry = process_session(spec, root, info, out, options)
     fps = entry["num_frames"] / (time.perf_counter() - start)
+    if cpu is not None:
+        cpu.append(1000 * (time.process_time() - used) / entry["num_frames"])
     record = next(iter(tf.data.TFRecordDataset(str(out / entry["file"])))).numpy()
     lists = tf.train.SequenceExample.FromString(record).feature_lists.feature_list
     boxes = np.array([f.float_list.value for f in lists["box"].feature], np.float64)
@@ -270,9 +273,10 @@ def preprocessed(root: Path, out: Path, options) -> tuple[np.ndarray, float, flo
     return boxes, fps, len(record) / entry["num_frames"]
 
 
-def mediapipe_pass(python: Path, video: Path) -> tuple[np.ndarray, float, str]:
+def mediapipe_pass(python: Path, video: Path, cpu: list | None = None) -> tuple[np.ndarray, float, str]:
     """The peer's per-frame pass (benchmarks/mediapipe_pass.py, in its own environment ``python``): its boxes
-    (NaN without a face), frames/s (decoding included) and MediaPipe's version."""
+    (NaN without a face), frames/s (decoding included) and MediaPipe's version; appends its CPU milliseconds
+    per frame to ``cpu`` when given."""
     import json
     import subprocess
 
@@ -280,6 +284,8 @@ def mediapipe_pass(python: Path, video: Path) -> tuple[np.ndarray, float, str]:
                           capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     boxes = np.array([b if b is not None else [np.nan] * 4 for b in result["boxes"]], np.float64)
+    if cpu is not None:
+        cpu.append(1000 * result["cpu_seconds"] / result["frames"])
     return boxes, result["frames"] / result["seconds"], result["version"]
 
 
@@ -324,7 +330,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300, help="length of the synthetic video")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "emotrack" / "bench_preprocess", help="where the video and reference boxes are kept")
-    parser.add_argument("--every", type=int, default=5, help="FaceTracker: a key frame every N frames")
+    parser.add_argument("--every", type=int, default=None,
+                        help="FaceTracker: a key frame every N frames (default: preprocessing's)")
     parser.add_argument("--min-face", type=float, default=None,
                         help="smallest face, as a fraction of the frame's shorter side (default: preprocessing's)")
     parser.add_argument("--repeat", type=int, default=2, help="(d): runs of each configuration, the best reported")
@@ -340,6 +347,8 @@ def main() -> None:
 
     if args.min_face is None:
         args.min_face = PreprocessOptions().min_face
+    if args.every is None:
+        args.every = PreprocessOptions().detect_every
 
     video = args.video or cached_video(args.cache, args.frames)
 
@@ -396,10 +405,10 @@ def main() -> None:
         if args.mediapipe is not None:
             # Side by side, in turns: emotrack preprocess at its defaults and the peer's per-frame pass.
             options = PreprocessOptions(min_face=args.min_face, detect_every=args.every, audio=False)
-            ours, theirs = [], []
+            ours, theirs, ours_cpu, theirs_cpu = [], [], [], []
             for round_ in range(2):
-                _, ours_fps, _ = preprocessed(root, Path(tmp) / f"round{round_}", options)
-                peer_boxes, peer_fps, version = mediapipe_pass(args.mediapipe, video)
+                _, ours_fps, _ = preprocessed(root, Path(tmp) / f"round{round_}", options, ours_cpu)
+                peer_boxes, peer_fps, version = mediapipe_pass(args.mediapipe, video, theirs_cpu)
                 ours.append(ours_fps)
                 theirs.append(peer_fps)
             agree, mean_iou = agreement(peer_boxes, reference)
@@ -407,7 +416,9 @@ def main() -> None:
                   f"{', '.join(f'{v:.1f}' for v in theirs)} frames/s (agreement {agree:.1%}, mean IoU "
                   f"{mean_iou:.3f}); emotrack preprocess defaults in the same rounds: "
                   f"{', '.join(f'{v:.1f}' for v in ours)} frames/s; ratio emotrack / MediaPipe "
-                  f"{', '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} (goal >= 1.0)")
+                  f"{', '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs))} (goal >= 1.0); CPU time per frame "
+                  f"(every thread): emotrack {', '.join(f'{v:.2f}' for v in ours_cpu)} ms, MediaPipe "
+                  f"{', '.join(f'{v:.2f}' for v in theirs_cpu)} ms")
         options = PreprocessOptions(min_face=args.min_face, detect_every=args.every, audio=False)
         speed = workers_scaling(video, Path(tmp) / "scaling", options)
         print(f"(f) corpus  4 sessions of this video, emotrack preprocess defaults: {speed[1]:.1f} frames/s with "
