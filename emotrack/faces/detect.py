@@ -157,7 +157,10 @@ def _sample_patches(frames: Sequence[np.ndarray], rows: np.ndarray, side: int) -
         y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
         dy = (ys - y0).astype(np.float32)[:, None, None]
         dx = (xs - x0).astype(np.float32)[None, :, None]
-        top, bottom = frame[y0], frame[y1]
+        # Rows are taken from the part of the frame the samples span, not across the whole frame.
+        block = frame[:, x0[0]:x1[-1] + 1]
+        x0, x1 = x0 - x0[0], x1 - x0[0]
+        top, bottom = block[y0], block[y1]
         top = top[:, x0] * (1 - dx) + top[:, x1] * dx
         bottom = bottom[:, x0] * (1 - dx) + bottom[:, x1] * dx
         patch = (top * (1 - dy) + bottom * dy - 127.5) / 128.0
