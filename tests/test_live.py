@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from emotrack.apps.live import LIVE_EVERY
 from emotrack.apps.predict import predict_video
 from emotrack.cli import main
 
@@ -42,7 +43,8 @@ def test_stdin_stream_is_predicted_as_its_file(tiny_run, tiny_corpus, tmp_path):
     live = pd.read_csv(out)
     assert list(live.columns) == ["time", "arousal", "valence", "face_present"]
     np.testing.assert_allclose(live["time"], np.arange(40) / 10, atol=1e-6)
-    reference = predict_video(tiny_run, copy, postprocess=False).table
+    # The file path with the live path's face tracker (key frames at most every LIVE_EVERY frames).
+    reference = predict_video(tiny_run, copy, postprocess=False, every=LIVE_EVERY).table
     np.testing.assert_array_equal(live["face_present"], reference["face_present"])
     np.testing.assert_allclose(live[["arousal", "valence"]], reference[["arousal", "valence"]], atol=1e-5)
 

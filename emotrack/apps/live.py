@@ -11,7 +11,9 @@ stream changes:
   `emotrack.inference.streaming.BlockPredictor`), not on pieces of ``evaluate.chunk`` steps: a row waits
   for its block, about one clip span (a clip-level model's, two: its block and the clips that reach past
   it), not for ten seconds of video.
-- The face tracker works in chunks of ``every`` frames (the files' 30 would hold a second of video).
+- The face tracker works in chunks of ``every`` frames (the files' 30 would hold a second of video), and
+  its key frames come at most every :data:`LIVE_EVERY` frames (preprocessing's 10 would hold a third of
+  a second at 30 fps before the first face of a chunk is known).
 - The annotator delay is undone as for a file: a frame's row holds the model's output of the frame
   ``label_delay_s`` before it (`emotrack.data.align.undo_label_delay`), which is already known then.
 - The post-processing chain fitted on devel is not applied: its filters and its centring look at the whole
@@ -34,6 +36,8 @@ import numpy as np
 
 from emotrack.media.video import VideoError, upright
 
+#: The most frames between two key frames of the face tracker on a live source (see the module docstring).
+LIVE_EVERY = 5
 #: URL schemes read as live streams.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
 
@@ -193,6 +197,7 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
     from emotrack.config.run import load_checkpoint
     from emotrack.data.align import delay_frames
     from emotrack.faces.finder import find_faces
+    from emotrack.faces.track import FaceTracker
     from emotrack.files import check_writable
     from emotrack.inference.session import CompiledModel
     from emotrack.inference.streaming import BlockPredictor
@@ -207,6 +212,8 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
         check_writable(out, "--out")
     # Faces found frame by frame (a tracker chunk of `every` frames), not in batches of a second of video.
     config, options, finder = run_face_pipeline(run_dir, detector, every, min_face, batch_size=1)
+    if every is None and isinstance(finder, FaceTracker) and finder.every > LIVE_EVERY:
+        config, options, finder = run_face_pipeline(run_dir, detector, LIVE_EVERY, min_face, batch_size=1)
     if "audio" in model_info(config["model"]["name"]).inputs:
         raise AudioError(f"the model of {run_dir} ({config['model']['name']}) takes the sound track, normalised "
                          f"over the whole recording, which a live source has not got; record to a file first")
