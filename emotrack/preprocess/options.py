@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from emotrack.faces.crop import CropSpec, crop_set, crop_sets, parse_crops
-from emotrack.faces.detect import SELECT
+from emotrack.faces.detect import SELECT, FaceDetector
 from emotrack.faces.finder import FaceFinder, make_face_finder
 from emotrack.preprocess.align import RESAMPLE
 from emotrack.records.tfrecord import IMAGE_FORMATS
+
+#: ``faces``: one face per video (``select``'s), or every person, each a session of their own.
+FACES = ("one", "all")
 
 
 class PreprocessError(ValueError):
@@ -68,6 +71,8 @@ class PreprocessOptions:
     audio: bool | None = None               # store audio; None: where the corpus has it
     fps: float | None = None                # keep this many frames per second (see `at_rate`); None: all
     resample: str = "linear"                # ratings at the frames' times: "linear" or "hold" (last step)
+    faces: str = "one"                      # "all": one session per person (see emotrack.preprocess.people)
+    min_track_s: float = 1.0                # faces all, left/right: people seen for less are left out
 
     def __post_init__(self):
         if self.crops is not None:
@@ -88,6 +93,10 @@ class PreprocessOptions:
             raise ValueError(f"fps must be a positive frame rate, not {self.fps!r}")
         if self.resample not in RESAMPLE:
             raise ValueError(f"resample must be one of {', '.join(RESAMPLE)}, not {self.resample!r}")
+        if self.faces not in FACES:
+            raise ValueError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
+        if not float(self.min_track_s) >= 0:
+            raise ValueError(f"min_track_s is a duration in seconds, 0 or more, not {self.min_track_s!r}")
 
     def crop_sets(self) -> dict[str, CropSpec]:
         """This run's crop sets by name, the default first (see `crop_sets`)."""
@@ -98,6 +107,13 @@ class PreprocessOptions:
         return make_face_finder(tracker=self.tracker, every=self.detect_every, min_face=self.min_face,
                                 min_confidence=self.min_confidence, select=self.select,
                                 batch_size=self.batch_size)
+
+    def people_detector(self) -> FaceDetector:
+        """MTCNN on every frame, every face kept, for `emotrack.faces.people.PeopleTracker` (``faces="all"``
+        and the ``left`` / ``right`` sides): ``min_face`` as the tracker's; with ``tracker=False``, MTCNN at
+        its defaults."""
+        return FaceDetector(min_confidence=self.min_confidence, batch_size=self.batch_size,
+                            min_face=self.min_face if self.tracker else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON-ready values, as the manifest's ``options`` and a run's config hold them."""
