@@ -47,8 +47,8 @@ def _parsed(parser_name: str):
 @click.option("--detect-every", default=5, show_default=True, type=click.IntRange(1),
               help="Tracker: MTCNN's proposal stages every N frames.")
 @click.option("--min-face", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
-              help="Tracker: smallest face to find, as a fraction of the frame's shorter side (36 px at 360p); "
-                   "smaller faces are missed.")
+              help="Tracker, --faces all and a spec's left/right sides: smallest face to find, as a fraction of "
+                   "the frame's shorter side (36 px at 360p); smaller faces are missed.")
 @click.option("--min-confidence", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="MTCNN detections below it are ignored.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Frames per MTCNN call.")

@@ -50,7 +50,7 @@ def _trio_b(k):
 
 VIDEOS = {"pair": [_pair_a, _pair_b, _pair_brief], "trio": [_trio_c, _trio_a, _trio_b]}
 # Each person's own ratings: arousal = slope * k, valence = -slope * k (distinct per person and session).
-SLOPES = {"pair_track1": 0.01, "pair_track2": -0.02, "trio_track1": 0.03, "trio_track3": 0.02, "trio": 0.005}
+SLOPES = {"pair_track1": 0.01, "pair_track2": -0.02, "trio_track1": 0.03, "trio_track2": 0.02, "trio": 0.005}
 
 
 def _rating_file(path, slope):
@@ -122,21 +122,21 @@ def test_faces_all_one_session_per_person(people_run):
     assert "track session pair_track3: the person is seen in 4 frame(s) (0.40 s), less than --min-track-s 1 s: " \
            "not written" in result.output
     assert f"its rating file(s) {root / 'ratings' / 'trio.csv'} rate the video, not one person" in result.output
-    assert "1 person(s) without a rating file of their own, listed as unlabelled and not written: trio_track2; " \
+    assert "1 person(s) without a rating file of their own, listed as unlabelled and not written: trio_track3; " \
            "to use them, give each a rating file at ratings/trio_track<k>.csv" in result.output
     assert "4 sessions in" in result.output and "1 without ratings (not written)" in result.output
     manifest = read_manifest(out)
     entries = {e["session"]: e for e in manifest["sessions"]}
-    assert list(entries) == ["pair_track1", "pair_track2", "trio_track1", "trio_track3"]
+    assert list(entries) == ["pair_track1", "pair_track2", "trio_track1", "trio_track2"]
     assert manifest["partitions"]["train"] == ["pair_track1", "pair_track2"]
     for name, e in entries.items():
         parent, k = name.split("_track")
         assert (e["parent"], e["track"], e["subject"]) == (parent, int(k), f"{parent[0]}_track{k}")
         assert e["ratings"] == [str(root / "ratings" / f"{name}.csv")]
-    assert entries["trio_track1"]["people"] == {"written": [1, 3], "unlabelled": [2], "short": []}
+    assert entries["trio_track1"]["people"] == {"written": [1, 2], "unlabelled": [3], "short": []}
     assert entries["pair_track1"]["people"] == {"written": [1, 2], "unlabelled": [], "short": [3]}
-    assert manifest["unlabelled"] == [{"session": "trio_track2", "partition": "devel",
-                                       "video": str(root / "videos" / "trio.mp4"), "parent": "trio", "track": 2}]
+    assert manifest["unlabelled"] == [{"session": "trio_track3", "partition": "devel",
+                                       "video": str(root / "videos" / "trio.mp4"), "parent": "trio", "track": 3}]
     assert sorted(p.name for p in (out / "sessions").iterdir()) == [f"{n}.tfrecord" for n in entries]
 
     sessions = {s["session"]: s for s in session_arrays(out)}
@@ -154,9 +154,12 @@ def test_faces_all_one_session_per_person(people_run):
         for j in np.flatnonzero(s["face_present"])[::7]:
             (crop,) = crop_faces(frames[parent][j], tuple(s["box"][j]), ["huang2018"], 0.2)
             assert np.abs(s["frames"][j].astype(int) - crop.astype(int)).mean() < 3
-    # A and B of pair: A away at 12-19 and back on the right, B always in view: one id each throughout.
+    # Those who leave and come back elsewhere keep their id: pair's A (away at 12-19, back on the right) and
+    # trio's C (away at 10-19, back at 20 but hidden behind A, in view on the right from the cut at 25).
     assert sessions["pair_track1"]["face_present"][12:20].sum() == 0
     assert sessions["pair_track1"]["face_present"][20:].mean() == 1
+    assert sessions["trio_track2"]["face_present"][10:25].sum() == 0
+    assert sessions["trio_track2"]["face_present"][25:].mean() >= 0.8
 
 
 def test_faces_all_discovery_and_the_video_rating_alone(people_run):
@@ -166,7 +169,7 @@ def test_faces_all_discovery_and_the_video_rating_alone(people_run):
     by_name = {s.session: s for s in found.sessions}
     assert sorted(by_name) == ["pair", "trio"] and not found.unlisted and not found.problems
     assert by_name["pair"].ratings == {} and sorted(by_name["pair"].track_ratings) == [1, 2]
-    assert by_name["trio"].track_ratings[3]["arousal"] == root / "ratings" / "trio_track3.csv"
+    assert by_name["trio"].track_ratings[2]["arousal"] == root / "ratings" / "trio_track2.csv"
     # Without --faces all the people's files are no sessions: pair has no rating file of its own.
     found = discover(spec, root)
     assert [p["session"] for p in found.problems] == ["pair"] and len(found.unlisted) == 4
@@ -183,21 +186,21 @@ def test_faces_all_rerun_keeps_redoes_and_removes(tmp_path):
         return result, {p.name: p.stat().st_mtime_ns for p in (out / "sessions").iterdir()}
 
     first, before = run()
-    assert first.exit_code == 0 and sorted(before) == ["trio_track1.tfrecord", "trio_track3.tfrecord"], first.output
+    assert first.exit_code == 0 and sorted(before) == ["trio_track1.tfrecord", "trio_track2.tfrecord"], first.output
     again, after = run()
     assert again.exit_code == 0 and "2 sessions in" in again.output and "(2 kept from an earlier run)" in again.output
     assert after == before  # not rewritten
-    assert "trio_track2" in again.output  # still listed as unlabelled, with its line
-    assert read_manifest(out)["unlabelled"][0]["session"] == "trio_track2"
+    assert "trio_track3" in again.output  # still listed as unlabelled, with its line
+    assert read_manifest(out)["unlabelled"][0]["session"] == "trio_track3"
 
     # A person's rating file gone: the video is redone, that person listed as unlabelled, their record removed.
-    (root / "ratings" / "trio_track3.csv").unlink()
+    (root / "ratings" / "trio_track2.csv").unlink()
     changed, files = run()
     assert changed.exit_code == 0, changed.output
     assert "session trio is redone" in changed.output
-    assert "trio_track3.csv is no longer one of its files" in changed.output
-    assert f"track session trio_track3 is no longer written from session trio's video: its record " \
-           f"{out / 'sessions' / 'trio_track3.tfrecord'} was deleted" in changed.output
+    assert "trio_track2.csv is no longer one of its files" in changed.output
+    assert f"track session trio_track2 is no longer written from session trio's video: its record " \
+           f"{out / 'sessions' / 'trio_track2.tfrecord'} was deleted" in changed.output
     assert sorted(files) == ["trio_track1.tfrecord"]
     assert [u["session"] for u in read_manifest(out)["unlabelled"]] == ["trio_track2", "trio_track3"]
 

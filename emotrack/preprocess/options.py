@@ -44,12 +44,15 @@ class PreprocessOptions:
     """What preprocessing does to every frame; written to the manifest as ``options``.
 
     ``crops``: crop sets (see `crop_set`), the first stored as ``frames``; with them, ``size`` and ``gray``
-    are set to the first set's. ``min_face``: the smallest face the tracker finds, as a fraction of the
-    frame's shorter side; smaller faces are missed. 0.1 (36 px at 360p, 72 px at 720p) finds the faces of
+    are set to the first set's. ``min_face``: the smallest face the tracker (and `people_detector`) finds,
+    as a fraction of the frame's shorter side; smaller faces are missed. 0.1 (36 px at 360p, 72 px at 720p) finds the faces of
     lab recordings (RECOLA, SEWA, SEMAINE: 0.3 of the frame and more), of the synthetic corpus (0.3-0.55)
     and of most in-the-wild footage (Aff-Wild2, AFEW-VA: two people side by side, a face in a wide shot).
     0.2 halves the time of the proposal stages but saves only about a tenth end to end (O-Net, which runs
     on every frame at any ``min_face``, dominates); None looks down to MTCNN's 20 pixels.
+    ``faces``: ``one`` (the face ``select`` names, or the person on the spec's side) or ``all`` (every person a
+    session of their own, `emotrack.preprocess.people`); ``min_track_s``: people seen for less are not
+    written (``all``) or chosen (a side, unless nobody else is).
     """
 
     size: tuple[int, int] = (112, 112)      # (height, width) of the face crop, without crops
@@ -110,10 +113,9 @@ class PreprocessOptions:
 
     def people_detector(self) -> FaceDetector:
         """MTCNN on every frame, every face kept, for `emotrack.faces.people.PeopleTracker` (``faces="all"``
-        and the ``left`` / ``right`` sides): ``min_face`` as the tracker's; with ``tracker=False``, MTCNN at
-        its defaults."""
-        return FaceDetector(min_confidence=self.min_confidence, batch_size=self.batch_size,
-                            min_face=self.min_face if self.tracker else None)
+        and the ``left`` / ``right`` sides), with ``min_face`` whatever ``tracker`` says: as ``emotrack
+        predict --faces all`` finds people, so that a person has the id there that names their session."""
+        return FaceDetector(min_confidence=self.min_confidence, batch_size=self.batch_size, min_face=self.min_face)
 
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON-ready values, as the manifest's ``options`` and a run's config hold them."""
