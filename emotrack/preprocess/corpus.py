@@ -29,7 +29,11 @@ Scale and resumption:
   or ``manifest.shard-i-of-n.partial.jsonl``; one JSON line each, a torn last line is ignored), so that
   an interrupted run resumes where it stopped; the journal is removed once the manifest is written.
   The manifest lists the corpus as it is now: the records of sessions it no longer has (or that
-  failed after their inputs changed) are deleted, with a line each.
+  failed after their inputs changed) are deleted, with a line each. With ``--faces all`` a video's
+  people are kept or redone together (`emotrack.preprocess.people.kept_people`: every record it wrote
+  verified, its people's rating files among its inputs), and the records of people no longer written
+  are deleted, with a line each. (With shards, the merged manifest lists the track sessions of each
+  shard together, after the sessions of the corpus' order: `merge_shard_parts` orders by session.)
 
 Before the first session is decoded, a run tries the output folder (`check_output`), reads the
 partition file strictly (a session listed twice stops the run), warns of files that the partition
@@ -333,7 +337,8 @@ def _run(spec: CorpusSpec, root: Path, out_dir: Path, options: PreprocessOptions
                     log(unlabelled_note(spec, info, entries[0]["people"]["unlabelled"]))
         elif info.session in earlier:
             entry, why = verified_entry(out_dir, info.session, earlier[info.session], inputs[info.session])
-            results.update({info.session: [entry]} if entry is not None else {})
+            if entry is not None:
+                results[info.session] = [entry]
         else:
             why = ""
         if why:
