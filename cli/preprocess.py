@@ -47,8 +47,8 @@ def _parsed(parser_name: str):
 @click.option("--detect-every", default=10, show_default=True, type=click.IntRange(1),
               help="Tracker: MTCNN's proposal stages every N frames.")
 @click.option("--min-face", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
-              help="Tracker: smallest face to find, as a fraction of the frame's shorter side (36 px at 360p); "
-                   "smaller faces are missed.")
+              help="Tracker, --faces all and a spec's left/right sides: smallest face to find, as a fraction of "
+                   "the frame's shorter side (36 px at 360p); smaller faces are missed.")
 @click.option("--min-confidence", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="MTCNN detections below it are ignored.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Frames per MTCNN call.")
@@ -71,6 +71,14 @@ def _parsed(parser_name: str):
               help="Store each frame's audio (16 kHz mono, normalised per session). Default: where the corpus "
                    "has usable audio (the spec's audio files, else the videos' sound tracks); --audio: a "
                    "session without usable audio fails.")
+@click.option("--faces", type=click.Choice(["one", "all"]), default="one", show_default=True,
+              help="all: every person of a video becomes a session of their own, <session>_track<k> (k: the "
+                   "person's id, as `emotrack predict --faces all` gives it), rated by their own rating file "
+                   "(the spec's rating path with {session} = <session>_track<k>); people without one are "
+                   "listed as unlabelled and not written.")
+@click.option("--min-track-s", default=1.0, show_default=True, type=click.FloatRange(0.0),
+              help="--faces all, and the left/right person of a shared video: people seen for less than this "
+                   "many seconds are left out.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
               help="Sessions preprocessed in parallel, one process (and face detector) each.")
 @click.option("--shard", default=None, callback=_parsed("parse_shard"), metavar="I/N",
@@ -85,7 +93,7 @@ def _parsed(parser_name: str):
 @click.pass_context
 def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, tracker, detect_every, min_face,
                min_confidence, batch_size, image_format, rater, video_path, video_fps, fps, resample, audio,
-               workers, shard, merge_shards, resume, quiet):
+               faces, min_track_s, workers, shard, merge_shards, resume, quiet):
     """Find the faces (MTCNN), crop them, align the ratings and audio, and write TFRecords.
 
     Writes OUT/sessions/<session>.tfrecord and OUT/manifest.json. Before any decoding, OUT is tried and
@@ -94,7 +102,9 @@ def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, trac
     A session that fails, or whose video or rating file is missing, is reported by name and skipped;
     the command then exits with status 1. A session whose audio cannot be used is stored without it,
     for visual models, and named (with --audio it fails instead). Sessions of a partition without
-    public ratings (a challenge's test set) are listed and skipped. A rerun keeps the sessions whose
+    public ratings (a challenge's test set) are listed and skipped. With --faces all, each person of a
+    video is a session of their own, written where they have a rating file of their own, and listed as
+    unlabelled otherwise. A rerun keeps the sessions whose
     inputs (video, rating and audio files, partition, subject) and options are unchanged and whose
     records verify, redoes the others, and drops the sessions no longer in the corpus, so an
     interrupted run is resumed by running it again.
@@ -119,7 +129,8 @@ def preprocess(ctx, spec, root, out_dir, size, color, crops, margin, align, trac
                                         tracker=tracker, detect_every=detect_every, min_face=min_face,
                                         min_confidence=min_confidence, batch_size=batch_size,
                                         image_format=image_format, rater=rater, video_path=video_path,
-                                        video_fps=video_fps, fps=fps, resample=resample, audio=audio)
+                                        video_fps=video_fps, fps=fps, resample=resample, audio=audio,
+                                        faces=faces, min_track_s=min_track_s)
             report = preprocess_corpus(spec, root, out_dir, options, progress=not quiet, log=log,
                                        workers=workers, shard=shard, resume=resume)
     except (SpecError, FileNotFoundError, ValueError) as err:

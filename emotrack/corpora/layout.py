@@ -24,6 +24,8 @@ class Session:
 
     ``ratings`` maps each dimension to its file (the same file for all when one file holds them all).
     ``face_select`` is None unless the spec chooses the face for this session (``left``, ``right``...).
+    ``track_ratings``: with ``preprocess --faces all``, the rating files of each person of the video by
+    their track id (`track_session`), where the spec's rating path resolves one for that track session.
     """
 
     session: str
@@ -33,6 +35,23 @@ class Session:
     ratings: dict[str, Path] = dataclasses.field(default_factory=dict)
     face_select: str | None = None
     fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    track_ratings: dict[int, dict[str, Path]] = dataclasses.field(default_factory=dict)
+
+
+#: A track session's name: its video's session and the person's track id (`emotrack.faces.people`).
+_TRACK_SESSION = re.compile(r"(?P<parent>.+)_track(?P<track>\d+)")
+
+
+def track_session(session: str, track: int) -> str:
+    """The session of person ``track`` of ``session``'s video (``preprocess --faces all``):
+    ``<session>_track<k>``; its rating file is the spec's rating path with ``{session}`` so named."""
+    return f"{session}_track{track}"
+
+
+def parse_track_session(name: str) -> tuple[str, int] | None:
+    """``(session, track)`` of a name `track_session` wrote; None for another name."""
+    m = _TRACK_SESSION.fullmatch(name)
+    return (m.group("parent"), int(m.group("track"))) if m else None
 
 
 @dataclasses.dataclass
@@ -145,8 +164,25 @@ def _partition(spec: CorpusSpec, fields: dict[str, str]) -> tuple[str | None, st
     return None, f"{{{p['field']}}} = {value!r} lies in none of the ranges {dict(p['ranges'])}"
 
 
-def _pair(spec: CorpusSpec, root: Path, s: Session, videos: list[Path], files: dict[str, list[Path]]) -> str:
-    """Fill in a session's partition, video and rating files; return what is wrong ("" when nothing)."""
+def _rating_files(spec: CorpusSpec, root: Path, session: str, fields: dict[str, str],
+                  files: dict[str, list[Path]]) -> tuple[dict[str, Path], str]:
+    """One rating file per dimension of ``session`` (``{dimension: path}``), or what is wrong."""
+    missing = [d for d in spec.dimensions if d not in files]
+    if missing:
+        expected = ", ".join(str(root / spec.ratings_template.format(dimension=d, **fields)) for d in missing)
+        return {}, f"session {session} lacks the rating file(s) of {', '.join(missing)}: expected {expected}"
+    doubled = [d for d in spec.dimensions if len(files[d]) > 1]
+    if doubled:
+        return {}, (f"several rating files match session {session} for {doubled[0]}: "
+                    f"{', '.join(map(str, files[doubled[0]]))}")
+    return {d: files[d][0] for d in spec.dimensions}, ""
+
+
+def _pair(spec: CorpusSpec, root: Path, s: Session, videos: list[Path], files: dict[str, list[Path]],
+          tracks: dict[int, dict[str, list[Path]]] | None = None) -> str:
+    """Fill in a session's partition, video and rating files (and, with ``--faces all``, its people's
+    rating files, ``tracks``); return what is wrong ("" when nothing)."""
+    tracks = tracks or {}
     if not spec.listed_in_file:
         part, why = _partition(spec, s.fields)
         if part is None:
@@ -156,7 +192,7 @@ def _pair(spec: CorpusSpec, root: Path, s: Session, videos: list[Path], files: d
     if len(videos) > 1:
         return (f"several videos match session {s.session}: {', '.join(map(str, videos))}; narrow the "
                 f"spec's video path (--video-path) so that one matches")
-    if not files:
+    if not files and not tracks:
         dims = spec.dimensions if spec.per_dimension_files else spec.dimensions[:1]
         expected = ", ".join(repr(str(root / spec.ratings_template.format(dimension=d, **s.fields))) for d in dims)
         if not videos:
@@ -166,23 +202,47 @@ def _pair(spec: CorpusSpec, root: Path, s: Session, videos: list[Path], files: d
         s.video = videos[0]  # a session of a test set without public ratings
         return ""
     if not videos:
-        listed = sorted({str(p) for paths in files.values() for p in paths})
+        listed = sorted({str(p) for group in [files, *tracks.values()] for paths in group.values() for p in paths})
         return f"rating file(s) {', '.join(listed)} of session {s.session} have no video: expected {expected_video}"
-    missing = [d for d in spec.dimensions if d not in files]
-    if missing:
-        expected = ", ".join(str(root / spec.ratings_template.format(dimension=d, **s.fields)) for d in missing)
-        return f"session {s.session} lacks the rating file(s) of {', '.join(missing)}: expected {expected}"
-    doubled = [d for d in spec.dimensions if len(files[d]) > 1]
-    if doubled:
-        return (f"several rating files match session {s.session} for {doubled[0]}: "
-                f"{', '.join(map(str, files[doubled[0]]))}")
-    s.video, s.ratings = videos[0], {d: files[d][0] for d in spec.dimensions}
+    ratings: dict[str, Path] = {}
+    if files:
+        ratings, error = _rating_files(spec, root, s.session, s.fields, files)
+        if error:
+            return error
+    for track, found in sorted(tracks.items()):
+        name = track_session(s.session, track)
+        s.track_ratings[track], error = _rating_files(spec, root, name, {**s.fields, "session": name}, found)
+        if error:
+            return error
+    s.video, s.ratings = videos[0], ratings
     s.face_select = _face_select(spec, s.fields)
     return ""
 
 
-def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
+def _track_files(spec: CorpusSpec, ratings: dict[tuple, dict[str, list[Path]]], names: set[str]
+                 ) -> dict[tuple, dict[int, dict[str, list[Path]]]]:
+    """The rating files of track sessions (``<session>_track<k>``, the spec's rating path with
+    ``{session}`` so named) of the sessions ``names``, taken out of ``ratings``: by the key their
+    session's own files would have, then by track."""
+    rfields = tuple(f for f in spec.ratings_template.fields if f != "dimension")
+    if "session" not in rfields:
+        return {}
+    at = rfields.index("session")
+    tracks: dict[tuple, dict[int, dict[str, list[Path]]]] = defaultdict(dict)
+    for key in list(ratings):
+        parsed = parse_track_session(key[at])
+        if parsed and parsed[0] in names:
+            parent = key[:at] + (parsed[0],) + key[at + 1:]
+            tracks[parent][parsed[1]] = ratings.pop(key)
+    return tracks
+
+
+def discover(spec: CorpusSpec, root: str | Path, people: bool = False) -> Discovery:
     """Find the sessions of a corpus: join every video to its rating files by their common fields.
+
+    ``people`` (``preprocess --faces all``): rating files of track sessions (`track_session`:
+    ``{session}`` = ``<session>_track<k>`` in the spec's rating path) belong to their video's session,
+    as its ``track_ratings``; a session with such files needs no rating file of its own.
 
     Raises:
         LayoutError: when the root is not a folder, or no video or no rating file at all matches the
@@ -212,7 +272,10 @@ def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
     if spec.listed_in_file:
         candidates = read_partitions(spec, root)
         listed = {s.session for s in candidates}
-        unlisted = sorted(path for fields, path in video_found + ratings_found if fields.get("session") not in listed)
+        owner = {name: parse_track_session(name) for name in {f.get("session", "") for f, _ in ratings_found}}
+        mine = {name for name, parsed in owner.items() if people and parsed and parsed[0] in listed}
+        unlisted = sorted(path for fields, path in video_found + ratings_found
+                          if fields.get("session") not in listed | mine)
     if not video_found:
         raise _nothing_found(spec, root, "video", spec.video_templates)
     if not ratings_found and set(spec.partitions["names"]) - unlabelled_parts:
@@ -225,6 +288,9 @@ def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
             for fields, _ in found:
                 fields = {k: v for k, v in fields.items() if k != "dimension"}
                 by_name.setdefault(name.format(**fields), {}).update(fields)
+        if people and "session" in rfields:  # a person's rating file is no session of its own
+            for session in [n for n in by_name if (parse_track_session(n) or ("",))[0] in by_name]:
+                del by_name[session]
         candidates = []
         for session in sorted(by_name, key=_natural):
             fields = by_name[session]
@@ -232,12 +298,14 @@ def discover(spec: CorpusSpec, root: str | Path) -> Discovery:
                 else session
             candidates.append(Session(session, subject, "", fields=fields))
 
+    tracks = _track_files(spec, ratings, {s.session for s in candidates}) if people else {}
     sessions, unlabelled, problems = [], [], []
     for s in candidates:
+        key = tuple(s.fields.get(f, "") for f in rfields)
         error = _pair(spec, root, s, videos.get(tuple(s.fields.get(f, "") for f in vfields), []),
-                      ratings.get(tuple(s.fields.get(f, "") for f in rfields), {}))
+                      ratings.get(key, {}), tracks.get(key))
         if error:
             problems.append({"session": s.session, "error": error})
         else:
-            (sessions if s.ratings else unlabelled).append(s)
+            (sessions if s.ratings or s.track_ratings else unlabelled).append(s)
     return Discovery(sessions=sessions, unlabelled=unlabelled, problems=problems, unlisted=unlisted)

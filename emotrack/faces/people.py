@@ -122,3 +122,21 @@ def track_people(detector: FaceDetector, frames: Iterable[np.ndarray], fps: floa
     tracker = PeopleTracker(fps, **options)
     for frame, faces in detected_faces(detector, frames):
         yield frame, tracker.update(frame, faces)
+
+
+def side_track(centres: dict[int, float], side: str, frame_width: float) -> int | None:
+    """The person on ``side`` (``left`` / ``right``) of a video shared by two people (Aff-Wild2's
+    ``<video>_left`` / ``_right``), from each person's median box centre x over the frames they are seen in
+    (``centres``, by id): the person with the smallest median (``left``) or the largest (``right``), kept
+    through the whole video, when the two cross too; equal medians go to the lower id (who appeared
+    first). A person alone is taken only when their median lies in that half of the frame, so that the
+    other person is never taken for the one rated. None: nobody on that side."""
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be left or right, not {side!r}")
+    if not centres:
+        return None
+    if len(centres) == 1:
+        (pid, centre), = centres.items()
+        return pid if (centre < frame_width / 2) == (side == "left") else None
+    sign = 1.0 if side == "left" else -1.0
+    return min(centres, key=lambda pid: (sign * centres[pid], pid))

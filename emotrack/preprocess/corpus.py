@@ -29,7 +29,11 @@ Scale and resumption:
   or ``manifest.shard-i-of-n.partial.jsonl``; one JSON line each, a torn last line is ignored), so that
   an interrupted run resumes where it stopped; the journal is removed once the manifest is written.
   The manifest lists the corpus as it is now: the records of sessions it no longer has (or that
-  failed after their inputs changed) are deleted, with a line each.
+  failed after their inputs changed) are deleted, with a line each. With ``--faces all`` a video's
+  people are kept or redone together (`emotrack.preprocess.people.kept_people`: every record it wrote
+  verified, its people's rating files among its inputs), and the records of people no longer written
+  are deleted, with a line each. (With shards, the merged manifest lists the track sessions of each
+  shard together, after the sessions of the corpus' order: `merge_shard_parts` orders by session.)
 
 Before the first session is decoded, a run tries the output folder (`check_output`), reads the
 partition file strictly (a session listed twice stops the run), warns of files that the partition
@@ -47,7 +51,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from emotrack.corpora.layout import Session, discover
+from emotrack.corpora.layout import Session, discover, parse_track_session
 from emotrack.corpora.schema import CorpusSpec
 from emotrack.corpora.spec import SpecError, load_spec, with_overrides
 from emotrack.faces.finder import FaceFinder
@@ -58,8 +62,10 @@ from emotrack.preprocess.inputs import (
     check_output,
     remove_stale_temporaries,
     session_inputs,
+    verified_entry,
 )
 from emotrack.preprocess.options import PreprocessError, PreprocessOptions, PreprocessReport
+from emotrack.preprocess.people import kept_people, process_people, unlabelled_note, unlabelled_track
 from emotrack.preprocess.session import SESSION_ERRORS, check_session, process_session
 from emotrack.records.manifest import (
     FORMAT,
@@ -92,8 +98,12 @@ def _init_worker(options: PreprocessOptions, threads: int) -> None:
 
 def _run_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path, options: PreprocessOptions,
                  detector: FaceFinder | None = None) -> tuple[str, dict[str, Any]]:
-    """``("done", entry)`` or ``("failed", {"session", "error"})``; in a worker process without ``detector``."""
+    """``("done", entry)``, with ``--faces all`` ``("people", {"entries", "unlabelled", "notes"})``
+    (`emotrack.preprocess.people.process_people`), or ``("failed", {"session", "error"})``; in a worker
+    process without ``detector``."""
     try:
+        if options.faces == "all":
+            return "people", process_people(spec, root, info, out_dir, options)
         return "done", process_session(spec, root, info, out_dir, options,
                                        _WORKER["detector"] if detector is None else detector)
     except SESSION_ERRORS as err:
@@ -188,24 +198,6 @@ def _earlier_entries(out_dir: Path, fingerprint: dict[str, Any]) -> dict[str, li
     return found
 
 
-def _verified(out_dir: Path, session: str, candidates: list[dict[str, Any]],
-              inputs: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """The earlier entry made from the session's inputs as they are now whose record is on disk with the
-    checksum it names, or None and why not."""
-    same = [entry for entry in candidates if entry.get("inputs") == inputs]
-    if not same:
-        return None, changed_inputs(candidates[-1].get("inputs"), inputs)
-    expected = f"sessions/{session}.tfrecord"
-    path = out_dir / expected
-    if not path.is_file():
-        return None, f"its record {path} is missing"
-    digest = file_sha256(path)
-    for entry in same:
-        if entry.get("file") == expected and entry.get("sha256") == digest:
-            return entry, ""
-    return None, f"its record {path} does not match the checksum in the manifest (truncated or changed)"
-
-
 def _write(path: Path, manifest: dict[str, Any]) -> None:
     try:
         write_manifest(path, manifest)
@@ -214,27 +206,39 @@ def _write(path: Path, manifest: dict[str, Any]) -> None:
                               f"{path.parent} writable) and run the same command again") from err
 
 
-def _remove_stale_records(out_dir: Path, keep: set[str], corpus: set[str], listed: set[str], log) -> None:
+def _remove_stale_records(out_dir: Path, keep: set[str], corpus: set[str], listed: set[str], log,
+                          others: set[str] = frozenset()) -> None:
     """Delete the records no session of this run stands behind: those of sessions no longer in the
-    corpus, and of sessions whose inputs changed but failed now (``keep``: the sessions written or kept,
-    and those of other shards; ``listed``: the sessions of the manifest before this run)."""
+    corpus, of people (``--faces all``) no longer found or written, and of sessions whose inputs changed
+    but failed now (``keep``: the sessions written or kept, and those of other shards; ``others``: with
+    ``--faces all``, the sessions of other shards, whose people's records are kept; ``listed``: the
+    sessions of the manifest before this run)."""
     for path in sorted((out_dir / "sessions").glob("*.tfrecord")):
         session = path.stem
-        if session in keep:
+        parent = (parse_track_session(session) or ("",))[0]
+        if session in keep or parent in others:
             continue
         path.unlink()
-        if session in corpus:
+        if parent in corpus and session not in corpus:
+            log(f"track session {session} is no longer written from session {parent}'s video: its record {path} "
+                f"was deleted" + (" and it is no longer in the manifest" if session in listed else ""))
+        elif session in corpus:
             log(f"session {session}: its earlier record {path} was deleted (its inputs changed, and it failed now)")
         else:
             log(f"session {session} is no longer in the corpus: its record {path} was deleted"
                 + (" and it is no longer in the manifest" if session in listed else ""))
 
 
-def _no_session(spec: CorpusSpec, root: Path, problems: list[dict[str, str]], out_dir: Path) -> PreprocessError:
+def _no_session(spec: CorpusSpec, root: Path, problems: list[dict[str, str]], out_dir: Path,
+                people: list[dict[str, Any]] = ()) -> PreprocessError:
     listed = "; ".join(f"{p['session']}: {p['error']}" for p in problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    unrated = (f"; --faces all found {len(people)} people, none with a rating file of their own "
+               f"({', '.join(u['session'] for u in people[:5])}{', ...' if len(people) > 5 else ''}): give them "
+               f"rating files named after their track sessions, or preprocess without --faces all") if people else ""
     return PreprocessError(f"spec {spec.name!r} finds no session to preprocess under {root}"
-                           + (f": {listed}{more}" if problems else "") + f"; no manifest was written to {out_dir}")
+                           + (f": {listed}{more}" if problems else "") + unrated
+                           + f"; no manifest was written to {out_dir}")
 
 
 def _check_audio_option(spec: CorpusSpec, options: PreprocessOptions) -> None:
@@ -280,7 +284,7 @@ def preprocess_corpus(spec: str | Path | CorpusSpec, root: str | Path, out_dir: 
     # (a relative or an absolute spelling of one corpus gives one manifest, hence one hash).
     root, out_dir = Path(root).resolve(), Path(out_dir)
     check_output(out_dir)
-    found = discover(spec, root)
+    found = discover(spec, root, people=options.faces == "all")
     if found.unlisted:
         more = f" and {len(found.unlisted) - 10} more" if len(found.unlisted) > 10 else ""
         log(f"warning: {len(found.unlisted)} file(s) match the spec's paths but {spec.partitions['file']} does not "
@@ -319,16 +323,27 @@ def _run(spec: CorpusSpec, root: Path, out_dir: Path, options: PreprocessOptions
 
     cache = HashCache(out_dir / HASH_CACHE)
     inputs = {s.session: session_inputs(spec, root, s, options, cache) for s in mine}
-    results: dict[str, dict[str, Any]] = {}
+    # A session's entries: its own, or (--faces all) those of its people; and its people without ratings.
+    results: dict[str, list[dict[str, Any]]] = {}
+    unrated: dict[str, list[dict[str, Any]]] = {}
     earlier = _earlier_entries(out_dir, fingerprint) if resume else {}
     for info in mine:
-        if info.session in earlier:
-            entry, why = _verified(out_dir, info.session, earlier[info.session], inputs[info.session])
+        if options.faces == "all":
+            entries, why = kept_people(out_dir, info, earlier, inputs[info.session])
+            if entries is not None:
+                results[info.session] = entries
+                unrated[info.session] = [unlabelled_track(info, k) for k in entries[0]["people"]["unlabelled"]]
+                if unrated[info.session]:
+                    log(unlabelled_note(spec, info, entries[0]["people"]["unlabelled"]))
+        elif info.session in earlier:
+            entry, why = verified_entry(out_dir, info.session, earlier[info.session], inputs[info.session])
             if entry is not None:
-                results[info.session] = entry
-            else:
-                log(f"session {info.session} is redone: {why}")
-    skipped = [s.session for s in mine if s.session in results]
+                results[info.session] = [entry]
+        else:
+            why = ""
+        if why:
+            log(f"session {info.session} is redone: {why}")
+    skipped = [e["session"] for s in mine for e in results.get(s.session, [])]
     if skipped:
         log(f"{len(skipped)} session(s) already preprocessed from the same inputs with these options (inputs "
             f"and checksums verified): kept")
@@ -352,23 +367,29 @@ def _run(spec: CorpusSpec, root: Path, out_dir: Path, options: PreprocessOptions
 
     def collect(info: Session, outcome: tuple[str, dict[str, Any]]) -> None:
         status, item = outcome
-        if status == "done":
-            item = {**item, "inputs": inputs[info.session]}
-            results[info.session] = item
-            journal.add(item)
-            for part, seconds in item.get("trimmed_s", {}).items():
-                if seconds * item["fps"] >= 1.0:
-                    log(f"session {info.session}: the last {seconds:.2f} s of its {part} were cut to the "
-                        f"{'ratings' if part == 'video' else 'video'}' length (within the tolerance)")
-            if item.get("audio_unusable"):
-                log(f"warning: session {info.session} is stored without audio, for visual models only: "
-                    f"{item['audio_unusable']}")
-            elif item.get("audio") and item["audio"].get("silent"):
-                log(f"warning: session {info.session}: its audio {item['audio']['source']} is silent (RMS "
-                    f"{item['audio']['rms']:.1e} of full scale); check the recording, or pass --no-audio")
-        else:
+        if status == "failed":
             errors[info.session] = item
             log(f"session {info.session} failed and was skipped: {item['error']}")
+            return
+        if status == "people":
+            unrated[info.session] = item["unlabelled"]
+            for note in item["notes"]:
+                log(note)
+        results[info.session] = []
+        for entry in [item] if status == "done" else item["entries"]:
+            entry, session = {**entry, "inputs": inputs[info.session]}, entry["session"]
+            results[info.session].append(entry)
+            journal.add(entry)
+            for part, seconds in entry.get("trimmed_s", {}).items():
+                if seconds * entry["fps"] >= 1.0:
+                    log(f"session {session}: the last {seconds:.2f} s of its {part} were cut to the "
+                        f"{'ratings' if part == 'video' else 'video'}' length (within the tolerance)")
+            if entry.get("audio_unusable"):
+                log(f"warning: session {session} is stored without audio, for visual models only: "
+                    f"{entry['audio_unusable']}")
+            elif entry.get("audio") and entry["audio"].get("silent"):
+                log(f"warning: session {session}: its audio {entry['audio']['source']} is silent (RMS "
+                    f"{entry['audio']['rms']:.1e} of full scale); check the recording, or pass --no-audio")
 
     bar = tqdm(total=len(todo), desc="preprocess", unit="session", disable=not progress)
     try:
@@ -399,19 +420,22 @@ def _run(spec: CorpusSpec, root: Path, out_dir: Path, options: PreprocessOptions
         bar.close()
         journal.close()
 
-    done = [results[s.session] for s in mine if s.session in results]
+    done = [e for s in mine for e in results.get(s.session, [])]
     failed += [errors[s.session] for s in mine if s.session in errors]
+    people = [u for s in mine for u in unrated.get(s.session, [])]
     if not shard and not done:
         journal.remove()
-        raise _no_session(spec, root, failed, out_dir)
-    unlabelled = [{"session": s.session, "partition": s.partition, "video": str(s.video)} for s in found.unlabelled]
+        raise _no_session(spec, root, failed, out_dir, people)
+    unlabelled = [{"session": s.session, "partition": s.partition, "video": str(s.video)}
+                  for s in found.unlabelled] + people
     base = {**fingerprint, "format": FORMAT}
     shard_info = {"index": shard[0], "count": shard[1], "order": order} if shard else None
     _write(out_dir / name, build_manifest(base, done, failed, unlabelled, shard_info))
     journal.remove()
     others = set(order) - {s.session for s in mine}
     corpus = set(order) | {f["session"] for f in failed} | {s.session for s in found.unlabelled}
-    _remove_stale_records(out_dir, {e["session"] for e in done} | others, corpus, before, log)
+    _remove_stale_records(out_dir, {e["session"] for e in done} | others, corpus, before, log,
+                          others if options.faces == "all" else set())
     report = PreprocessReport(out_dir=out_dir, done=done, failed=failed, unlabelled=unlabelled, skipped=skipped,
                               manifest=out_dir / name)
     if shard:

@@ -4,11 +4,13 @@
 - `remove_stale_temporaries`: files a killed run left under `emotrack.files.temporary_path` names
   (``.<name>.<pid>-<id>.tmp...``) are removed when the process that wrote them is gone from this
   machine (a run of another process still writing is left alone).
+- `verified_entry`: an earlier entry of a session kept after its inputs and record are verified.
 - `session_inputs`: a session's inputs, compared by a rerun with those recorded in its manifest entry
   (``inputs``) before its record is kept: the content hash (SHA-256) of its video, rating files and
-  separate audio file, its partition and its subject. The spec and the options are the run's
-  fingerprint (`emotrack.preprocess.corpus`). Hashes are cached in ``<out>/.input-hashes.json`` by each
-  file's size and modification time, so that a rerun reads only the files that changed.
+  separate audio file (with ``--faces all``, its people's rating files too), its partition and its
+  subject. The spec and the options are the run's fingerprint (`emotrack.preprocess.corpus`). Hashes are
+  cached in ``<out>/.input-hashes.json`` by each file's size and modification time, so that a rerun
+  reads only the files that changed.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ def session_inputs(spec: CorpusSpec, root: Path, info: Session, options: Preproc
     """What a session's record is made from beside the spec and the options: ``partition``, ``subject``
     (as the partition file or the paths give them) and ``files``: each input file's path and SHA-256
     (None for an audio file that is not there)."""
-    paths = [info.video, *sorted(set(info.ratings.values()))]
+    people = {p for files in info.track_ratings.values() for p in files.values()}  # --faces all
+    paths = [info.video, *sorted(set(info.ratings.values()) | people)]
     try:
         source, own_track = audio_source(spec, root, info, options)
     except AudioError:  # several files match: the session reports it when it is run
@@ -158,3 +161,21 @@ def changed_inputs(before: dict[str, Any] | None, now: dict[str, Any]) -> str:
                 for path, digest in now["files"].items() if old.get(path) != digest]
     changes += [f"{path} is no longer one of its files" for path in old if path not in now["files"]]
     return "; ".join(changes) or "its inputs changed"
+
+
+def verified_entry(out_dir: Path, session: str, candidates: list[dict[str, Any]],
+                   inputs: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The earlier entry made from the session's inputs as they are now whose record is on disk with the
+    checksum it names, or None and why not."""
+    same = [entry for entry in candidates if entry.get("inputs") == inputs]
+    if not same:
+        return None, changed_inputs(candidates[-1].get("inputs"), inputs)
+    expected = f"sessions/{session}.tfrecord"
+    path = out_dir / expected
+    if not path.is_file():
+        return None, f"its record {path} is missing"
+    digest = file_sha256(path)
+    for entry in same:
+        if entry.get("file") == expected and entry.get("sha256") == digest:
+            return entry, ""
+    return None, f"its record {path} does not match the checksum in the manifest (truncated or changed)"

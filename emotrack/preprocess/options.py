@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from emotrack.faces.crop import CropSpec, crop_set, crop_sets, parse_crops
-from emotrack.faces.detect import SELECT
+from emotrack.faces.detect import SELECT, FaceDetector
 from emotrack.faces.finder import FaceFinder, make_face_finder
 from emotrack.faces.track import DEFAULT_EVERY
 from emotrack.preprocess.align import RESAMPLE
 from emotrack.records.tfrecord import IMAGE_FORMATS
+
+#: ``faces``: one face per video (``select``'s), or every person, each a session of their own.
+FACES = ("one", "all")
 
 
 class PreprocessError(ValueError):
@@ -42,12 +45,15 @@ class PreprocessOptions:
     """What preprocessing does to every frame; written to the manifest as ``options``.
 
     ``crops``: crop sets (see `crop_set`), the first stored as ``frames``; with them, ``size`` and ``gray``
-    are set to the first set's. ``min_face``: the smallest face the tracker finds, as a fraction of the
-    frame's shorter side; smaller faces are missed. 0.1 (36 px at 360p, 72 px at 720p) finds the faces of
+    are set to the first set's. ``min_face``: the smallest face the tracker (and `people_detector`) finds,
+    as a fraction of the frame's shorter side; smaller faces are missed. 0.1 (36 px at 360p, 72 px at 720p) finds the faces of
     lab recordings (RECOLA, SEWA, SEMAINE: 0.3 of the frame and more), of the synthetic corpus (0.3-0.55)
     and of most in-the-wild footage (Aff-Wild2, AFEW-VA: two people side by side, a face in a wide shot).
     0.2 halves the time of the proposal stages but saves only about a tenth end to end (O-Net, which runs
     on every frame at any ``min_face``, dominates); None looks down to MTCNN's 20 pixels.
+    ``faces``: ``one`` (the face ``select`` names, or the person on the spec's side) or ``all`` (every person a
+    session of their own, `emotrack.preprocess.people`); ``min_track_s``: people seen for less are not
+    written (``all``) or chosen (a side, unless nobody else is).
     """
 
     size: tuple[int, int] = (112, 112)      # (height, width) of the face crop, without crops
@@ -69,6 +75,8 @@ class PreprocessOptions:
     audio: bool | None = None               # store audio; None: where the corpus has it
     fps: float | None = None                # keep this many frames per second (see `at_rate`); None: all
     resample: str = "linear"                # ratings at the frames' times: "linear" or "hold" (last step)
+    faces: str = "one"                      # "all": one session per person (see emotrack.preprocess.people)
+    min_track_s: float = 1.0                # faces all, left/right: people seen for less are left out
 
     def __post_init__(self):
         if self.crops is not None:
@@ -89,6 +97,10 @@ class PreprocessOptions:
             raise ValueError(f"fps must be a positive frame rate, not {self.fps!r}")
         if self.resample not in RESAMPLE:
             raise ValueError(f"resample must be one of {', '.join(RESAMPLE)}, not {self.resample!r}")
+        if self.faces not in FACES:
+            raise ValueError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
+        if not float(self.min_track_s) >= 0:
+            raise ValueError(f"min_track_s is a duration in seconds, 0 or more, not {self.min_track_s!r}")
 
     def crop_sets(self) -> dict[str, CropSpec]:
         """This run's crop sets by name, the default first (see `crop_sets`)."""
@@ -99,6 +111,12 @@ class PreprocessOptions:
         return make_face_finder(tracker=self.tracker, every=self.detect_every, min_face=self.min_face,
                                 min_confidence=self.min_confidence, select=self.select,
                                 batch_size=self.batch_size)
+
+    def people_detector(self) -> FaceDetector:
+        """MTCNN on every frame, every face kept, for `emotrack.faces.people.PeopleTracker` (``faces="all"``
+        and the ``left`` / ``right`` sides), with ``min_face`` whatever ``tracker`` says: as ``emotrack
+        predict --faces all`` finds people, so that a person has the id there that names their session."""
+        return FaceDetector(min_confidence=self.min_confidence, batch_size=self.batch_size, min_face=self.min_face)
 
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON-ready values, as the manifest's ``options`` and a run's config hold them."""

@@ -17,13 +17,15 @@ Faces (`emotrack.faces.finder.make_face_finder`):
 - ``tracker=False``: ``mtcnn``'s own ``detect_faces`` at its defaults on every frame (batches of
   ``batch_size``); ``min_face`` and ``detect_every`` do not apply.
 
-Either way the face kept is the one ``select`` names (`emotrack.faces.detect.choose_face`), or the session's
-own side (``left`` / ``right``) where the spec gives one per session (two people in one video): a face
-found alone in the other half of the frame is then not taken for the one rated. Frames without a face
-are kept with ``face_present = 0``; their crops are cut at the last face box seen (zeros before the
-first face), as `emotrack.apps.predict` cuts them; their ``box`` is zeros. Crops are cut while the faces of
-later frames are still being found, so a session holds only its encoded crops in memory, never its
-frames.
+Either way the face kept is the one ``select`` names (`emotrack.faces.detect.choose_face`). A session's own
+side (``left`` / ``right``, where the spec gives one per session: two people in one video) is a person, not
+a position: every face of every frame is found and followed by person, and the session keeps the person
+on that side over the whole video, also while the two cross (`emotrack.preprocess.crops.side_crops`).
+With ``--faces all`` every person is a session of their own (`emotrack.preprocess.people`). Frames
+without a face are kept with ``face_present = 0``; their crops are cut at the last face box seen (zeros
+before the first face), as `emotrack.apps.predict` cuts them; their ``box`` is zeros. Crops are cut while
+the faces of later frames are still being found, so a session holds only its encoded crops in memory,
+never its frames.
 
 Frames whose rating the corpus marks as missing (Aff-Wild2's ``-5``) must never be trained on. The
 session format has one per-frame mask, ``face_present``, which training weights and evaluation masks
@@ -43,6 +45,7 @@ stored, with ``silent: true`` in its entry's ``audio``, and warned about.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -53,10 +56,7 @@ import numpy as np
 from emotrack.corpora.layout import Session
 from emotrack.corpora.ratings import RatingsError, RatingTrack, read_ratings
 from emotrack.corpora.schema import CorpusSpec, PathTemplate
-from emotrack.faces.crop import crop_faces
-from emotrack.faces.detect import Face
-from emotrack.faces.finder import FaceFinder, find_faces
-from emotrack.faces.track import FaceTracker, read_ahead
+from emotrack.faces.finder import FaceFinder
 from emotrack.files import atomic_path
 from emotrack.media.audio import (
     AUDIO_RATE,
@@ -67,69 +67,10 @@ from emotrack.media.audio import (
 )
 from emotrack.media.video import VideoError, iter_frames, read_frames_dir, video_fps, video_timing
 from emotrack.preprocess.align import align_ratings, align_valid, at_rate, on_grid
+from emotrack.preprocess.crops import NoFaceError, face_crops, side_crops
 from emotrack.preprocess.options import PreprocessError, PreprocessOptions
 from emotrack.records.manifest import file_sha256
-from emotrack.records.tfrecord import EncodedFrames, encode_image
-
-
-class NoFaceError(ValueError):
-    """A video in which MTCNN finds no face in any frame."""
-
-
-def face_crops(frames: Iterable[np.ndarray], finder: FaceFinder, options: PreprocessOptions,
-               source: str | Path, select: str | None = None
-               ) -> tuple[dict[str, EncodedFrames], np.ndarray, np.ndarray]:
-    """Find the face in every frame and cut it at every crop set of ``options``, encoded.
-
-    The faces are found in a background thread while this one cuts and encodes the crops of the frames
-    before; frames are dropped once cut.
-
-    Args:
-        frames: RGB uint8 (H, W, 3) frames, in order (an iterator is read once).
-        finder: a `FaceTracker` or a `FaceDetector` (see the module docstring and
-            `emotrack.faces.finder.make_face_finder`).
-        source: the video's name, for the error message.
-        select: the face to keep (``left`` / ``right`` for two people); ``options.select`` when None.
-    Returns:
-        ``{set name: EncodedFrames}`` (T images each, in ``options.image_format``, the default set first),
-        face_present int64 (T,), boxes float32 (T, 4) (x, y, w, h; zeros without a face).
-    Raises:
-        NoFaceError: no face in any frame.
-    """
-    sets = options.crop_sets()
-    specs = list(sets.values())
-    select = select or options.select
-    images: dict[str, list[bytes]] = {name: [] for name in sets}
-    present, boxes = [], []
-    blanks = None
-    last: Face | None = None
-    found = find_faces(finder, frames, select)
-    # Up to two chunks of the tracker's frames wait here while the next chunk's faces are found.
-    ahead = read_ahead(found, 2 * finder.batch_size)
-    try:
-        for frame, face in ahead:
-            if face is not None:
-                last = face
-            present.append(face is not None)
-            boxes.append(face.box if face is not None else (0.0, 0.0, 0.0, 0.0))
-            if last is not None:
-                encoded = [encode_image(crop, options.image_format)
-                           for crop in crop_faces(frame, last, specs, options.margin, options.align)]
-            else:  # before the first face: black crops, encoded once
-                if blanks is None:
-                    blanks = [encode_image(np.zeros(spec.shape, np.uint8), options.image_format) for spec in specs]
-                encoded = blanks
-            for name, image in zip(sets, encoded):
-                images[name].append(image)
-    finally:
-        ahead.close()
-    present_arr = np.array(present, dtype=np.int64)
-    if not present_arr.any():
-        where = f" on its {select} side" if select in ("left", "right") else ""
-        raise NoFaceError(f"no face found{where} in any frame of {source}; check the video or lower "
-                          f"--min-confidence" + (" or --min-face" if isinstance(finder, FaceTracker) else ""))
-    crops = {name: EncodedFrames(images[name], spec.shape) for name, spec in sets.items()}
-    return crops, present_arr, np.array(boxes, np.float32).reshape(-1, 4)
+from emotrack.records.tfrecord import EncodedFrames
 
 
 class _Timeline:
@@ -221,11 +162,11 @@ def audio_source(spec: CorpusSpec, root: Path, info: Session, options: Preproces
     return None, False
 
 
-def _read_track(spec: CorpusSpec, info: Session) -> RatingTrack:
+def read_session_ratings(spec: CorpusSpec, info: Session) -> RatingTrack:
     return read_ratings(spec, info.ratings, video_fps=None if spec.rating_rate_hz else _declared_fps(spec, info))
 
 
-def _audio_input(spec: CorpusSpec, root: Path, info: Session, options: PreprocessOptions
+def audio_input_checked(spec: CorpusSpec, root: Path, info: Session, options: PreprocessOptions
                  ) -> tuple[Path | None, bool, str | None]:
     """The session's audio source as `audio_source` finds it, checked before the video is decoded:
     ``(path, own_track, None)``, or ``(None, False, why)`` when it is missing or unreadable.
@@ -256,8 +197,10 @@ def check_session(spec: CorpusSpec, root: Path, info: Session, options: Preproce
         video_fps(info.video)
     elif not Path(info.video).is_dir():
         raise VideoError(f"frame folder {info.video} does not exist; check the spec's video.path and --root")
-    _read_track(spec, info)
-    _audio_input(spec, root, info, options)
+    for files in [info.ratings, *info.track_ratings.values()]:  # its own; its people's with --faces all
+        if files:
+            read_session_ratings(spec, dataclasses.replace(info, ratings=files))
+    audio_input_checked(spec, root, info, options)
 
 
 def _write_record(target: Path, record: bytes) -> None:
@@ -273,47 +216,57 @@ def _write_record(target: Path, record: bytes) -> None:
                               f"kept") from err
 
 
-def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
-                    options: PreprocessOptions, detector: FaceFinder | None = None) -> dict[str, Any]:
-    """Preprocess one session and write its TFRecord; returns its manifest entry.
-
-    Audio that cannot be used (missing, unreadable, out of step with its video; see
-    `emotrack.media.audio.check_span`) fails the session only with ``--audio``; otherwise the session is
-    written without audio and its entry says why under ``audio_unusable``.
-
-    Args:
-        detector: the face finder (`FaceTracker` or `FaceDetector`; its ``select`` is replaced by the
-            session's side where the spec gives one); None: made from ``options``.
-    Raises:
-        One of `SESSION_ERRORS` for a fault of the session's files; `PreprocessError` when the record
-        cannot be written (a full disk), which stops the run.
-    """
-    from emotrack.records.tfrecord import session_to_example
-
-    detector = detector if detector is not None else options.face_finder()
-    video_path = info.video
-    ratings_files = ", ".join(sorted({str(p) for p in info.ratings.values()}))
-    # The ratings are read first: a bad rating file fails before the (slow) decoding.
-    track: RatingTrack = _read_track(spec, info)
-    ratings_end = track.times[-1] + 1.0 / track.rate_hz
-    # The audio file, too: one that is missing or unreadable is known before the faces.
-    source, own_track, audio_unusable = _audio_input(spec, root, info, options)
-
-    timeline = _Timeline(spec, info, until=ratings_end, rate=options.fps)
-    if timeline.variable and not spec.rating_rate_hz:
-        raise RatingsError(f"video {video_path} has a variable frame rate, but the spec rates every video frame "
+def session_timeline(spec: CorpusSpec, info: Session, options: PreprocessOptions, until: float,
+                     rated: bool = True) -> _Timeline:
+    """The session's frames up to ``until`` (the end of its ratings), refused where a variable frame rate
+    makes the ratings' times unknowable (``rated``: the session has ratings)."""
+    timeline = _Timeline(spec, info, until=until, rate=options.fps)
+    if rated and timeline.variable and not spec.rating_rate_hz:
+        raise RatingsError(f"video {info.video} has a variable frame rate, but the spec rates every video frame "
                            f"(no rating rate): the ratings' times cannot be taken from a frame rate; "
                            f"re-encode the video at a constant rate first, e.g. `ffmpeg -i IN -r 30 OUT.mp4`")
-    select = info.face_select or options.select
-    crops, present, boxes = face_crops(timeline, detector, options, video_path, select=select)
-    times, video_rate = np.asarray(timeline.times, np.float64), timeline.fps
-    fps = timeline.rate or video_rate  # the stored frames' rate
-    video_end = times[-1] + 1.0 / video_rate
+    return timeline
+
+
+def check_lengths(info: Session, track: RatingTrack, timeline: _Timeline, options: PreprocessOptions
+                  ) -> tuple[float, float]:
+    """Where the decoded video and the ratings ``track`` of ``info`` end (s), checked to agree within
+    ``options.max_length_mismatch_s``.
+
+    Raises:
+        RatingsError: naming the video, the rating file and both durations.
+    """
+    ratings_end = track.times[-1] + 1.0 / track.rate_hz
+    video_end = timeline.times[-1] + 1.0 / timeline.fps
     if abs(video_end - ratings_end) > options.max_length_mismatch_s:
-        raise RatingsError(f"video {video_path} lasts {video_end:.2f} s but rating file {ratings_files} "
+        ratings_files = ", ".join(sorted({str(p) for p in info.ratings.values()}))
+        raise RatingsError(f"video {info.video} lasts {video_end:.2f} s but rating file {ratings_files} "
                            f"covers {ratings_end:.2f} s (tolerance {options.max_length_mismatch_s} s); "
                            f"check that they belong to the same session")
+    return float(video_end), float(ratings_end)
+
+
+def write_session(spec: CorpusSpec, info: Session, out_dir: Path, options: PreprocessOptions, timeline: _Timeline,
+                  track: RatingTrack, faces: tuple[dict[str, EncodedFrames], np.ndarray, np.ndarray],
+                  audio_input: tuple[Path | None, bool, str | None]) -> dict[str, Any]:
+    """Write the record of ``info.session`` from its decoded ``timeline``, its ratings ``track``, its
+    ``faces`` (`face_crops`) and its ``audio_input`` (`audio_input_checked`); returns its manifest entry.
+
+    Frames after the end of ``track`` are left out: with ``--faces all`` the video is decoded to the end of
+    the longest of its people's ratings (`emotrack.preprocess.people`)."""
+    from emotrack.records.tfrecord import session_to_example
+
+    crops, present, boxes = faces
+    source, own_track, audio_unusable = audio_input
+    video_path = info.video
+    video_end, ratings_end = check_lengths(info, track, timeline, options)
+    video_rate = timeline.fps
+    fps = timeline.rate or video_rate  # the stored frames' rate
     frame_times = np.asarray(timeline.kept, np.float64)
+    n = int(np.searchsorted(frame_times, ratings_end, side="left"))
+    if n < len(frame_times):
+        frame_times, present, boxes = frame_times[:n], present[:n], boxes[:n]
+        crops = {name: EncodedFrames(list(c.images[:n]), c.shape) for name, c in crops.items()}
     audio, audio_info = None, False
     if source is not None:
         try:
@@ -352,6 +305,36 @@ def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
     if audio_unusable:
         entry["audio_unusable"] = audio_unusable
     return entry
+
+
+def process_session(spec: CorpusSpec, root: Path, info: Session, out_dir: Path,
+                    options: PreprocessOptions, detector: FaceFinder | None = None) -> dict[str, Any]:
+    """Preprocess one session and write its TFRecord; returns its manifest entry.
+
+    Audio that cannot be used (missing, unreadable, out of step with its video; see
+    `emotrack.media.audio.check_span`) fails the session only with ``--audio``; otherwise the session is
+    written without audio and its entry says why under ``audio_unusable``.
+
+    Args:
+        detector: the face finder (`FaceTracker` or `FaceDetector`); None: made from ``options``. A
+            session's side (``left`` / ``right``, from the spec or ``options.select``) is chosen among the
+            people of `emotrack.preprocess.crops.side_crops` instead.
+    Raises:
+        One of `SESSION_ERRORS` for a fault of the session's files; `PreprocessError` when the record
+        cannot be written (a full disk), which stops the run.
+    """
+    # The ratings are read first: a bad rating file fails before the (slow) decoding.
+    track: RatingTrack = read_session_ratings(spec, info)
+    # The audio file, too: one that is missing or unreadable is known before the faces.
+    audio_input = audio_input_checked(spec, root, info, options)
+    timeline = session_timeline(spec, info, options, until=track.times[-1] + 1.0 / track.rate_hz)
+    select = info.face_select or options.select
+    if select in ("left", "right"):
+        faces = side_crops(timeline, timeline.rate or timeline.fps, options, info.video, select)
+    else:
+        detector = detector if detector is not None else options.face_finder()
+        faces = face_crops(timeline, detector, options, info.video, select=select)
+    return write_session(spec, info, out_dir, options, timeline, track, faces, audio_input)
 
 
 #: Errors that fail one session (reported, skipped) rather than the run.
