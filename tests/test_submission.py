@@ -51,3 +51,20 @@ def test_a_dimension_not_predicted_is_left_empty_and_unknown_formats_refused(tmp
     spec["ratings"] = {**spec["ratings"], "format": "json_frames"}
     with pytest.raises(SubmissionError, match="json_frames.*no submission writer"):
         write_session(spec, tmp_path, "Test_01", {"split": "Test", "id": "01"}, times, {})
+
+
+def test_people_of_several_person_videos_are_not_written_as_challenge_items(tmp_path):
+    """An unlabelled person (`preprocess --faces all`) is no challenge item: a one-face prediction of the
+    whole video would not be theirs, so none is written, and the log says how to predict them."""
+    from emotrack.apps.submission import write_submission
+
+    spec = load_spec("sewa-avec2017").to_dict()
+    manifest = {"spec": spec, "root": str(tmp_path), "dimensions": ["arousal", "valence"],
+                "unlabelled": [{"session": f"Test_01_track{k}", "partition": "test", "video": "absent.avi",
+                                "parent": "Test_01", "track": k} for k in (1, 2)]}
+    said = []
+    result = write_submission(tmp_path / "run", {"targets": ["arousal", "valence"]}, manifest, "test",
+                              "best.keras", log=said.append)
+    assert result["sessions"] == [] and result["files"] == []
+    assert not (tmp_path / "run").exists()
+    assert len(said) == 1 and "Test_01_track1, Test_01_track2" in said[0] and "--faces all" in said[0]

@@ -152,7 +152,15 @@ def write_submission(run_dir: str | Path, config: dict[str, Any], manifest: dict
 
     spec, targets = manifest["spec"], config["targets"]
     rate = spec["ratings"]["rate_hz"]
-    sessions = [u for u in manifest.get("unlabelled") or [] if u["partition"] == partition]
+    listed = [u for u in manifest.get("unlabelled") or [] if u["partition"] == partition]
+    # One person of a several-person video (`emotrack preprocess --faces all`) is no challenge item, and a
+    # one-face prediction of the whole video would not be that person's: those are not written.
+    people = [u["session"] for u in listed if u.get("track") is not None]
+    if people:
+        log(f"submission {partition}: {len(people)} unlabelled people of several-person videos not written "
+            f"({', '.join(people[:5])}{', ...' if len(people) > 5 else ''}); predict them with "
+            f"`emotrack predict RUN VIDEO --faces all`")
+    sessions = [u for u in listed if u.get("track") is None]
     out_dir = Path(run_dir) / SUBMISSION_DIR / partition
     post = (Path(run_dir) / "postprocessing.json").is_file()
     files: list[str] = []

@@ -206,7 +206,9 @@ def merge_shard_parts(parts: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any
                              f"differ); rerun the shards with the same spec, root and options")
     manifests = [part for _, part in parts]
     order = {name: k for k, name in enumerate(first["shard"]["order"])}
-    done = sorted((e for p in manifests for e in p["sessions"]), key=lambda e: order.get(e["session"], len(order)))
+    # A person of a several-person video (`--faces all`) sits where their video does.
+    done = sorted((e for p in manifests for e in p["sessions"]),
+                  key=lambda e: order.get(e.get("parent", e["session"]), len(order)))
     failed, seen = [], set()
     # Problems of discovery (files the spec cannot pair) are in every part; they come first, as in one run.
     problems = [f for p in manifests for f in p["failed"] if f["session"] not in order]
