@@ -193,23 +193,6 @@ def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
     assert sources[33] == "detected" and box_iou(faces[33].box, truth[33]) > 0.9
 
 
-def test_key_frames_look_for_smaller_faces_when_the_followed_one_leaves(photo):
-    """While a large face is followed, most key frames look only for faces near its size; when it leaves,
-    the smaller face left in the picture is found at once, as MTCNN on every frame finds it."""
-    big, small = scaled(photo[40:420, 100:430], 0.6), scaled(photo[40:420, 100:430], 0.25)
-    canvas = paste(background(360, 480), small, 370, 260)
-    # The large face leaves after frame 22; key frame 25 is one that looks for faces near the size of the
-    # one followed (P-Net's coarse levels only).
-    frames = [paste(canvas, big, 20 + 2 * i, 40) if i < 23 else canvas for i in range(35)]
-    assert FaceDetector(min_face=0.1).detection_scale((360, 480), smallest=50.0) == 20 / 50
-    assert FaceDetector(min_face=0.1).detection_scale((360, 480), smallest=10.0) == 20 / 36  # never below min_face
-    faces = FaceTracker(every=5, min_face=0.1, batch_size=10, read_ahead=0).track_all(frames)
-    reference = FaceDetector(min_face=0.1).detect(frames)  # the largest face, frame by frame
-    assert all(f is not None for f in faces)
-    assert all(box_iou(f.box, r.box) > 0.8 for f, r in zip(faces, reference))
-    assert min(f.box[2] for f in faces[:23]) > 90 and max(f.box[2] for f in faces[23:]) < 60
-
-
 def test_eye_alignment_levels_the_eyes(photo, detector):
     for angle in (-15, 12):  # degrees, counter-clockwise as displayed
         turned = np.asarray(Image.fromarray(photo).rotate(angle, resample=Image.BILINEAR,

@@ -296,18 +296,16 @@ class FaceDetector:
     def _staged(self) -> _MTCNNStages:
         return _shared_stages()
 
-    def detection_scale(self, shape: Sequence[int], smallest: float | None = None) -> float:
-        """The factor frames of ``shape`` (H, W, ...) are shrunk by for the proposal stages (1: not at all);
-        ``smallest``: look only for faces of at least this many pixels (never smaller than ``min_face``)."""
-        if self.min_face is None and smallest is None:
+    def detection_scale(self, shape: Sequence[int]) -> float:
+        """The factor frames of ``shape`` (H, W, ...) are shrunk by for the proposal stages (1: not at all)."""
+        if self.min_face is None:
             return 1.0
-        least = max(self.min_face * min(shape[0], shape[1]) if self.min_face is not None else 0.0, smallest or 0.0)
-        return min(1.0, _MTCNN_MIN_FACE_PX / least)
+        return min(1.0, _MTCNN_MIN_FACE_PX / (self.min_face * min(shape[0], shape[1])))
 
-    def _detect_rows(self, frames: Sequence[np.ndarray], smallest: float | None = None) -> list[np.ndarray]:
+    def _detect_rows(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Every face O-Net keeps in each frame, as MTCNN output rows (see `_MTCNNStages.refine`), with
-        ``min_face`` set (and faces of at least ``smallest`` pixels only, when given). Frames of one size go
-        through the proposal stages together, ``batch_size`` at a time."""
+        ``min_face`` set. Frames of one size go through the proposal stages together, ``batch_size`` at a
+        time."""
         from mtcnn.utils.bboxes import smart_nms_from_bboxes
 
         stages = self._staged()
@@ -316,7 +314,7 @@ class FaceDetector:
         for i, frame in enumerate(frames):
             by_shape.setdefault(frame.shape, []).append(i)
         for shape, indices in by_shape.items():
-            scale = self.detection_scale(shape, smallest)
+            scale = self.detection_scale(shape)
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
                 small = np.stack([_shrink(frames[i], scale) for i in chunk])

@@ -30,13 +30,6 @@ _CONTINUITY_IOU = 0.4
 #: the tracker's CPU time: the proposal stages of a key frame cost some ten times O-Net's tracking of a frame.
 DEFAULT_EVERY = 10
 
-# While a face is followed, key frames look for faces of at least this fraction of its size, except every
-# _DISCOVER_EVERY-th key frame, which looks at every size (see `FaceTracker._key_rows`). Only where the
-# largest face (or the one followed) is wanted: a smaller face would not be chosen.
-_SIZED_FRACTION = 0.6
-_DISCOVER_EVERY = 3
-_SIZED_SELECT = ("largest", "tracked")
-
 
 _END = object()
 
@@ -177,7 +170,7 @@ class FaceTracker:
 
         keys = [i for i in range(n) if key[i]]
         before = previous[1] if previous is not None else None
-        for i, candidates in zip(keys, self._key_rows(frames, keys, start, before)):
+        for i, candidates in zip(keys, self.detector._detect_rows([frames[i] for i in keys])):
             rows[i], faces[i] = self._choose(candidates, before, frames[i].shape[1])
             before = faces[i] if faces[i] is not None else before
 
@@ -223,28 +216,6 @@ class FaceTracker:
         last = keys[-1] if keys else None
         carry = (rows[last], faces[last]) if last is not None else previous
         return faces, carry
-
-    def _key_rows(self, frames: list[np.ndarray], keys: list[int], start: int, before: TrackedFace | None
-                  ) -> list[np.ndarray]:
-        """MTCNN's candidate rows for the key frames ``keys`` of a chunk that starts at frame ``start``.
-
-        While a face is followed (``before``: the last key frame's, before this chunk) and the largest face
-        is the one wanted, only every `_DISCOVER_EVERY`-th key frame looks for faces of every size down to
-        ``min_face``; the others look for faces of at least `_SIZED_FRACTION` of the followed face's
-        shorter side, which needs only the coarse levels of P-Net's image pyramid (a smaller face would not
-        be chosen). A key frame that finds no face that way is searched again at every size."""
-        min_conf = self.min_confidence
-        sized = [] if before is None or self.select not in _SIZED_SELECT else \
-            [i for i in keys if (start + i) // self.every % _DISCOVER_EVERY]
-        full = [i for i in keys if i not in sized]
-        found = dict(zip(full, self.detector._detect_rows([frames[i] for i in full])))
-        if sized:
-            smallest = _SIZED_FRACTION * min(before.box[2], before.box[3])
-            for i, rows in zip(sized, self.detector._detect_rows([frames[i] for i in sized], smallest)):
-                found[i] = rows
-            again = [i for i in sized if not (found[i][:, 5] >= min_conf).any()]
-            found.update(zip(again, self.detector._detect_rows([frames[i] for i in again])))
-        return [found[i] for i in keys]
 
     def _keep(self, frames: list[np.ndarray], i: int, row: np.ndarray, rows: list, faces: list) -> bool:
         """Keep O-Net's ``row`` as frame ``i``'s tracked face when its confidence passes (box clipped to the
