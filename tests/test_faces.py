@@ -191,6 +191,12 @@ def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
     assert faces[17].box[0] > faces[16].box[0] + 60 and box_iou(faces[17].box, truth[17]) > 0.9
     # The face coming back after the covered camera is found in the first frame that shows it.
     assert sources[33] == "detected" and box_iou(faces[33].box, truth[33]) > 0.9
+    # The faces do not depend on the chunks the video is cut into: a live source's chunks of 5 frames give
+    # the boxes a file's chunks of 40 give.
+    for batch_size in (5, 40):
+        again = FaceTracker(every=5, min_face=0.2, batch_size=batch_size, read_ahead=0).track_all(list(decoded))
+        assert [f is None for f in again] == [f is None for f in faces]
+        np.testing.assert_allclose([f.box for f in again if f], [f.box for f in faces if f], atol=0.01)
 
 
 def test_eye_alignment_levels_the_eyes(photo, detector):
