@@ -307,3 +307,42 @@ def test_astnet_loss_gradients_are_finite_with_a_mask():
     grad = tape.gradient(value, x).numpy()
     assert np.all(np.isfinite(grad))
     assert np.all(grad[0, 1] == 0) and np.all(grad[0, 0, 2:] == 0)
+
+
+def _astnet_terms_by_loops(g, y, mask, num_intervals):
+    """Eq. 1-5 for one batch of clips (batch, N, D), written with Python loops over clips, frames and
+    intervals: the emotrack reading (1/(2K) sums of squared norms per clip, masked frames left out,
+    the mean over the clips that have an item)."""
+    def mean_over_clips(per_clip):
+        kept = [v for v in per_clip if v is not None]
+        return sum(kept) / len(kept)
+
+    def half_mean(items):
+        return None if not items else sum(float(np.sum(np.square(d))) for d in items) / (2 * len(items))
+
+    def rng_of(values):
+        return np.max(values, axis=0) - np.min(values, axis=0)
+
+    out = {"label": [], "trend": [], "local": [], "global": []}
+    for b in range(g.shape[0]):
+        valid = [i for i in range(g.shape[1]) if mask[b, i] > 0]
+        out["label"].append(half_mean([g[b, i] - y[b, i] for i in valid]))
+        out["trend"].append(half_mean([(g[b, i] - g[b, i - 1]) - (y[b, i] - y[b, i - 1])
+                                       for i in valid if i - 1 in valid]))
+        intervals = [[i for i in valid if i * num_intervals // g.shape[1] == k] for k in range(num_intervals)]
+        out["local"].append(half_mean([rng_of(g[b, f]) - rng_of(y[b, f]) for f in intervals if f]))
+        out["global"].append(float(np.sum(np.square(rng_of(g[b, valid]) - rng_of(y[b, valid])))) if valid else None)
+    return {name: mean_over_clips(values) for name, values in out.items()}
+
+
+def test_astnet_terms_match_a_loop_implementation_on_random_clips():
+    # Two dimensions, a batch of 6 clips of 20 frames (the CPU-size clips), a random frame mask with
+    # one clip wholly masked: every term of the Keras loss equals the loops' value.
+    g, y, mask = _batch(seed=3, shape=(6, 20, 2), keep=0.8)
+    mask[2] = 0.0
+    expected = _astnet_terms_by_loops(g, y, mask, num_intervals=5)
+    terms = ASTNetLoss.ablation("La+T+Lo+G").terms(g, y, mask)
+    assert {k: float(v) for k, v in terms.items()} == pytest.approx(expected, rel=1e-6)
+    weights = {"label": 1.0, "trend": 10.0, "local": 10.0, "global": 10.0}
+    assert float(ASTNetLoss.ablation("La+T+Lo+G")(g, y, sample_weight=mask)) == pytest.approx(
+        sum(weights[k] * v for k, v in expected.items()), rel=1e-6)
