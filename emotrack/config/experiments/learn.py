@@ -19,6 +19,29 @@ Learning rates that differ from the paper's experiment, and why (test CCC raw, a
 - Teixeira 2021 (1e-5, for fine-tuning a backbone pre-trained on thousands of RAF-DB images): 1e-4,
   as the backbone here saw 336 synthetic images for 8 epochs.
 
+The Tzirakis 2017 visual network keeps the paper's Adam at 1e-4 (Sec. V: "a fixed learning rate of
+10^-4 throughout all experiments") and batch of 2; the ImageNet ResNet-50 it fine-tunes (Sec.
+III-D) is replaced by the tiny stage ``resnet50-48`` of `benchmarks/bench_learn.py` (336 synthetic
+RAF-DB faces at 48x48, 16 epochs: test accuracy 0.381, chance 0.143), pre-trained with the visual
+network's own input convention (``emotrack pretrain --preprocessing caffe --pooling avg``). What was
+checked against the random-weights run that collapsed (train CCC 0.11 after 240 steps), on devel
+CCC (mean of arousal and valence) after each 30-step epoch:
+- Input: the 48x48 crops are RGB 0..255 (uint8); the network converts them as ImageNet's ResNet-50
+  expects (BGR, channel means subtracted), and so now does the pre-training (it divided by 255 in
+  RGB, another input than the fine-tuned network's). The pooled features have a mean near 1 and a
+  spread across frames of 0.36-0.49 per channel: nothing saturates.
+- Batch normalisation: batch statistics with momentum 0.9 (kept); frozen in inference mode with
+  the pre-trained statistics (Keras' advice for fine-tuning on small batches) it did not learn:
+  train / devel CCC 0.009 / -0.004, -0.018 / 0.019, 0.001 / 0.011 after epochs 1-3, against
+  0.012 / 0.105 and 0.124 / 0.169 after epochs 1-2 with batch statistics.
+- Learning rate: 1e-3 did not learn either (devel -0.000, 0.003, 0.012 after epochs 1-3): the
+  paper's 1e-4 is kept.
+- The features: a linear read-out (ridge regression per frame, 2 s lag, its penalty chosen on
+  devel) of the frozen backbone's pooled features reaches test CCC 0.40 / 0.17 (arousal / valence)
+  from the pre-trained backbone and 0.32 / 0.42 from random weights: both carry some of the
+  affect, and this pre-training does not make them linearly better.
+The multimodal network is built from the speech and visual runs (Sec. III-D) and fine-tuned whole.
+
 The corpus is preprocessed with the crop sets ``huang2018`` (the records' frames), ``48x48rgb`` and
 ``32x32rgb``, and with audio (`benchmarks/bench_learn.py` writes it).
 """
