@@ -25,7 +25,10 @@ III-D) is replaced by the tiny stage ``resnet50-48`` of `benchmarks/bench_learn.
 RAF-DB faces at 48x48, 16 epochs: test accuracy 0.381, chance 0.143), pre-trained with the visual
 network's own input convention (``emotrack pretrain --preprocessing caffe --pooling avg``). What was
 checked against the random-weights run that collapsed (train CCC 0.11 after 240 steps), on devel
-CCC (mean of arousal and valence) after each 30-step epoch:
+CCC (mean of arousal and valence) after each 30-step epoch. Fine-tuned for 8 epochs it learns,
+slowly: train CCC 0.012, 0.124, 0.072, 0.113, 0.137, 0.122, 0.157, 0.178, devel 0.105, 0.169, 0.119,
+0.046, 0.061, 0.107, 0.077, 0.223, test 0.166 / 0.072: too few steps for the goal, and 8 epochs
+already take the 5 minutes.
 - Input: the 48x48 crops are RGB 0..255 (uint8); the network converts them as ImageNet's ResNet-50
   expects (BGR, channel means subtracted), and so now does the pre-training (it divided by 255 in
   RGB, another input than the fine-tuned network's). The pooled features have a mean near 1 and a
