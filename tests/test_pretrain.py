@@ -92,11 +92,9 @@ def test_pretrained_resnet50_feeds_the_tzirakis_visual_network(rafdb, tmp_path):
                                        "--size", "32", "32", "--epochs", "1", "--batch-size", "7", "--lr", "1e-3"])
     assert result.exit_code == 0, result.output
     classifier = keras.models.load_model(run / "model.keras", compile=False)
+    assert [layer.name for layer in classifier.layers[1:]] == ["caffe_preprocessing", "teixeira2021_2d_resnet50"]
     backbone = classifier.get_layer("teixeira2021_2d_resnet50").get_layer("resnet50")
     assert {layer.momentum for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
-    fresh = build_model("teixeira2021-2d", backbone="resnet50", input_shape=(32, 32, 3))
-    assert not np.allclose(np.asarray(backbone.get_layer("conv3_block1_1_conv").kernel),
-                           np.asarray(fresh.get_layer("resnet50").get_layer("conv3_block1_1_conv").kernel))
     # The visual network loads the file by layer name and, on one face, gives the pre-trained backbone's
     # features: its input converted here as ImageNet's ResNet-50 expects (BGR, channel means subtracted)
     # and the feature map averaged over space.

@@ -39,6 +39,9 @@ already take the 5 minutes.
   0.012 / 0.105 and 0.124 / 0.169 after epochs 1-2 with batch statistics.
 - Learning rate: 1e-3 did not learn either (devel -0.000, 0.003, 0.012 after epochs 1-3): the
   paper's 1e-4 is kept.
+- Dropout: off after the projection (``dropout=0``; the paper's dropout 0.5 on every non-recurrent
+  layer, Sec. V, follows the projection emotrack assumes) no better: train / devel CCC
+  -0.031 / 0.015, 0.127 / 0.055, 0.116 / -0.007 after epochs 1-3.
 - The features: a linear read-out (ridge regression per frame, 2 s lag, its penalty chosen on
   devel) of the frozen backbone's pooled features reaches test CCC 0.40 / 0.17 (arousal / valence)
   from the pre-trained backbone and 0.32 / 0.42 from random weights: both carry some of the
