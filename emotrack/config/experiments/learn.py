@@ -46,7 +46,9 @@ already take the 5 minutes.
   devel) of the frozen backbone's pooled features reaches test CCC 0.40 / 0.17 (arousal / valence)
   from the pre-trained backbone and 0.32 / 0.42 from random weights: both carry some of the
   affect, and this pre-training does not make them linearly better.
-The multimodal network is built from the speech and visual runs (Sec. III-D) and fine-tuned whole.
+The multimodal network is built from the speech and visual runs (Sec. III-D) and fine-tuned whole,
+4 epochs at 1e-4: devel CCC 0.258, 0.225, -0.013, 0.189, test 0.629 / -0.108: arousal, which the
+voice carries, is learned, valence, which only the face carries, is not, as in the visual run.
 
 The corpus is preprocessed with the crop sets ``huang2018`` (the records' frames), ``48x48rgb`` and
 ``32x32rgb``, and with audio (`benchmarks/bench_learn.py` writes it).
