@@ -10,6 +10,14 @@ import pytest  # noqa: E402
 
 TINY_CORPUS = dict(sessions=3, seconds=4.0, fps=10.0, seed=7)
 
+#: Test files that take minutes: collected first, so that with `make test`'s two workers (one file per
+#: worker at a time) the longest starts at once rather than after the others.
+LONGEST_FIRST = ("test_reproduce_smoke.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
