@@ -37,7 +37,7 @@ import numpy as np
 from emotrack.media.video import VideoError, upright
 
 #: The most frames between two key frames of the face tracker on a live source (see the module docstring).
-LIVE_EVERY = 5
+LIVE_EVERY = 3
 #: URL schemes read as live streams.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
 
@@ -196,6 +196,7 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
     from emotrack.apps.predict import FrameCutter, run_face_pipeline
     from emotrack.config.run import load_checkpoint
     from emotrack.data.align import delay_frames
+    from emotrack.faces.detect import warm_up_mtcnn
     from emotrack.faces.finder import find_faces
     from emotrack.faces.track import FaceTracker
     from emotrack.files import check_writable
@@ -228,9 +229,15 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
         container.close()
         raise
     config = live_config(config)
-    blocks = BlockPredictor(model, config, fps, block_frames=1)
     delay = delay_frames(config["data"]["label_delay_s"], fps)
     cut = FrameCutter(config, options)
+    # MTCNN's networks and the model are traced before the header goes out: from then on, rows come as the
+    # frames do, the first ones included.
+    warm_up_mtcnn()
+    blocks = BlockPredictor(model, config, fps, block_frames=1)
+    for _ in range(blocks.block + blocks.lookahead):
+        blocks.push(cut.blank)
+    blocks = BlockPredictor(model, config, fps, block_frames=1)
     writer = RowWriter(out, config["targets"])
     arrived: list[float] = []
     times: list[float] = []

@@ -203,6 +203,12 @@ class _MTCNNStages:
         self.onet = compiled(StageONet().model, 48)
         self._no_face = tf.errors.InvalidArgumentError
 
+    def warm_up(self) -> None:
+        """Trace the three networks once, on blank input, so that the first frames of a live source do not
+        wait for it."""
+        for network, side in ((self.pnet._model, 12), (self.rnet._model, 24), (self.onet, 48)):
+            network(np.zeros((1, side, side, 3), np.float32))
+
     def propose(self, small: np.ndarray) -> np.ndarray:
         """R-Net's square proposals for a stack of same-size frames.
 
@@ -248,6 +254,11 @@ class _MTCNNStages:
 def _shared_stages() -> _MTCNNStages:
     """One compiled MTCNN per process: the networks are only read, so every detector can share them."""
     return _MTCNNStages()
+
+
+def warm_up_mtcnn() -> None:
+    """Load and trace the process's MTCNN networks now rather than on the first frame."""
+    _shared_stages().warm_up()
 
 
 def _shrink(frame: np.ndarray, scale: float) -> np.ndarray:
