@@ -198,7 +198,6 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
     from emotrack.data.align import delay_frames
     from emotrack.faces.detect import warm_up_mtcnn
     from emotrack.faces.finder import find_faces
-    from emotrack.faces.track import FaceTracker
     from emotrack.files import check_writable
     from emotrack.inference.session import CompiledModel
     from emotrack.inference.streaming import BlockPredictor
@@ -212,9 +211,8 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
     if str(out) != "-":
         check_writable(out, "--out")
     # Faces found frame by frame (a tracker chunk of `every` frames), not in batches of a second of video.
-    config, options, finder = run_face_pipeline(run_dir, detector, every, min_face, batch_size=1)
-    if every is None and isinstance(finder, FaceTracker) and finder.every > LIVE_EVERY:
-        config, options, finder = run_face_pipeline(run_dir, detector, LIVE_EVERY, min_face, batch_size=1)
+    config, options, finder = run_face_pipeline(run_dir, detector, every, min_face, batch_size=1,
+                                                most_every=LIVE_EVERY)
     if "audio" in model_info(config["model"]["name"]).inputs:
         raise AudioError(f"the model of {run_dir} ({config['model']['name']}) takes the sound track, normalised "
                          f"over the whole recording, which a live source has not got; record to a file first")
@@ -235,9 +233,7 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
     # frames do, the first ones included.
     warm_up_mtcnn()
     blocks = BlockPredictor(model, config, fps, block_frames=1)
-    for _ in range(blocks.block + blocks.lookahead):
-        blocks.push(cut.blank)
-    blocks = BlockPredictor(model, config, fps, block_frames=1)
+    blocks.warm_up(cut.blank)
     writer = RowWriter(out, config["targets"])
     arrived: list[float] = []
     times: list[float] = []

@@ -121,15 +121,19 @@ def run_crop_spec(config: dict[str, Any], options: PreprocessOptions) -> CropSpe
 
 
 def run_face_pipeline(run_dir: Path, detector: str | FaceTracker | FaceDetector | None = None,
-                      every: int | None = None, min_face: float | None = None, batch_size: int | None = None
+                      every: int | None = None, min_face: float | None = None, batch_size: int | None = None,
+                      most_every: int | None = None
                       ) -> tuple[dict[str, Any], PreprocessOptions, FaceTracker | FaceDetector]:
     """A run's config, the preprocessing options its data was made with, and its face finder (see
     `face_finder`; ``detector`` may also be a `FaceTracker` or `FaceDetector` to use as it is;
-    ``batch_size`` replaces the frames per MTCNN call)."""
+    ``batch_size`` replaces the frames per MTCNN call; ``most_every`` caps the run's key-frame spacing
+    where ``every`` is not given)."""
     config = load_run_config(run_dir)
     options = run_preprocessing(config)
     if batch_size is not None:
         options = dataclasses.replace(options, batch_size=batch_size)
+    if every is None and most_every is not None:
+        every = min(options.detect_every, most_every)
     finder = detector if isinstance(detector, (FaceTracker, FaceDetector)) else \
         face_finder(options, detector, every, min_face)
     return config, options, finder

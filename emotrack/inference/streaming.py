@@ -80,6 +80,11 @@ class BlockPredictor:
         if self.frames >= self._done + self.block + self.lookahead:
             self._predict(self._done + self.block, final=False)
 
+    def warm_up(self, crop: np.ndarray) -> None:
+        """Run the model once on a block of ``crop`` (tracing it), leaving what was pushed as it was."""
+        predict_frames(self.model, {"frames": np.stack([crop] * (self.block + self.lookahead)), "fps": self.fps},
+                       self.config)
+
     def take(self) -> np.ndarray:
         """The predictions made since the last call (float32 (n, outputs), n may be 0), in frame order."""
         new, self._taken = self._out[self._taken:], len(self._out)
