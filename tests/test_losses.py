@@ -228,8 +228,8 @@ def _clip(values):
 
 def test_astnet_terms_on_a_hand_worked_clip():
     g, y = _clip(G0), _clip(Y0)
-    # label: errors [0, 1, 1, 0] -> 1/(2*4) * 2 = 0.25
-    assert float(label_loss(g, y)) == pytest.approx(0.25)
+    # label: errors [0, 1, 1, 0] -> ||gt - y||^2 over the clip = 2 (no 1/N, no 1/2: the form of Eq. 5)
+    assert float(label_loss(g, y)) == pytest.approx(2.0)
     # trend, step 1: gold changes [1, 2, -1], predicted [0, 2, 0] -> errors [1, 0, -1] -> 2 / (2*3)
     assert float(trend_loss(g, y)) == pytest.approx(1 / 3)
     # trend, step 2: gold changes [3, 1], predicted [2, 2] -> errors [1, -1] -> 2 / (2*2)
@@ -246,7 +246,7 @@ def test_astnet_terms_on_a_hand_worked_clip():
     assert float(siamese_loss(pair_g, pair_y)) == pytest.approx(0.375)
     # Two dimensions, the second twice the first: squared norms sum, 1 + 4 = 5 times.
     g2, y2 = np.concatenate([g, 2 * g], -1), np.concatenate([y, 2 * y], -1)
-    assert float(label_loss(g2, y2)) == pytest.approx(1.25)
+    assert float(label_loss(g2, y2)) == pytest.approx(10.0)
     assert float(global_loss(g2, y2)) == pytest.approx(5.0)
 
 
@@ -254,15 +254,15 @@ def test_astnet_composite_loss_with_the_papers_weights():
     pair_g, pair_y = np.stack([_clip(G0), _clip(G1)], 1), np.stack([_clip(Y0), _clip(Y1)], 1)
     loss = ASTNetLoss(num_intervals=2)
     terms = {k: float(v) for k, v in loss.terms(pair_g, pair_y).items()}
-    # Clip 1 by hand: label errors [0, 2, 0, 1] -> 5/8; trend errors [2, -2, 1] -> 9/6;
+    # Clip 1 by hand: label errors [0, 2, 0, 1] -> 5; trend errors [2, -2, 1] -> 9/6;
     # local ranges gold [2, 2], predicted [0, 1] -> (4 + 1)/4; global (3 - 2)^2 = 1.
     # The prediction terms are the mean over the two clips.
-    expected = {"label": (0.25 + 0.625) / 2, "trend": (1 / 3 + 1.5) / 2, "local": (0.5 + 1.25) / 2,
+    expected = {"label": (2.0 + 5.0) / 2, "trend": (1 / 3 + 1.5) / 2, "local": (0.5 + 1.25) / 2,
                 "global": 1.0, "siamese": 0.375}
     assert terms == pytest.approx(expected)
     total = expected["label"] + 10 * (expected["trend"] + expected["local"] + expected["global"]) + 1000 * 0.375
     assert float(loss(pair_g, pair_y)) == pytest.approx(total)
-    assert total == pytest.approx(403.3541666666667)
+    assert total == pytest.approx(406.4166666666667)
 
 
 def test_astnet_ablation_and_single_clips():
@@ -280,9 +280,9 @@ def test_astnet_ablation_and_single_clips():
 def test_astnet_masked_frames_do_not_count():
     g, y = _clip(G0), _clip(Y0)
     mask = np.array([[1.0, 1.0, 1.0, 0.0]])
-    # frames 0-2 only: label errors [0, 1, 1] -> 2/6; trend errors [1, 0] -> 1/4;
+    # frames 0-2 only: label errors [0, 1, 1] -> 2; trend errors [1, 0] -> 1/4;
     # local {0, 1}: ranges 1 vs 0, {2}: 0 vs 0 -> 1/4; global: ranges 3 vs 2 -> 1.
-    expected = {label_loss: 1 / 3, trend_loss: 0.25, global_loss: 1.0}
+    expected = {label_loss: 2.0, trend_loss: 0.25, global_loss: 1.0}
     for fn, value in expected.items():
         assert float(fn(g, y, mask)) == pytest.approx(value)
     assert float(local_loss(g, y, mask, num_intervals=2)) == pytest.approx(0.25)
@@ -298,6 +298,25 @@ def test_astnet_masked_frames_do_not_count():
     assert np.isfinite(float(ASTNetLoss()(pair_g, pair_y, sample_weight=pair_mask)))
 
 
+def test_astnet_range_terms_do_not_see_the_sign_but_the_label_term_does():
+    # A 10 s clip (50 frames) of a rating that swings over one period, and a prediction with its ranges
+    # but the wrong sign (mirrored about the clip's mean): the local and global terms (Eq. 4, 5) score it
+    # as the rating itself, and only the label and trend terms tell them apart. With the label term the
+    # clip's squared distance, the paper's La+T+Lo+G weights score the mirrored prediction worse than
+    # the constant clip mean, so a prediction of the wrong sign is no cheaper than none.
+    t = np.arange(50) / 50.0
+    gold = (0.1 + 0.5 * np.sin(2 * np.pi * t))[None, :, None]
+    mirrored = 2 * gold.mean() - gold
+    constant = np.full_like(gold, gold.mean())
+    assert float(global_loss(gold, mirrored)) == pytest.approx(0.0, abs=1e-12)
+    assert float(local_loss(gold, mirrored)) == pytest.approx(0.0, abs=1e-12)
+    # the label term: ||gt - y||^2 = sum over frames of (2 (gold - mean))^2
+    distance = float(np.sum(np.square(2 * (gold - gold.mean()))))
+    assert float(label_loss(gold, mirrored)) == pytest.approx(distance)
+    loss = ASTNetLoss.ablation("La+T+Lo+G")
+    assert float(loss(gold, mirrored)) > float(loss(gold, constant)) > float(loss(gold, gold)) == 0.0
+
+
 def test_astnet_loss_gradients_are_finite_with_a_mask():
     pair_g = np.stack([_clip(G0), _clip(G1)], 1)
     x = tf.Variable(np.stack([_clip(Y0), _clip(Y1)], 1))
@@ -311,8 +330,9 @@ def test_astnet_loss_gradients_are_finite_with_a_mask():
 
 def _astnet_terms_by_loops(g, y, mask, num_intervals):
     """Eq. 1-5 for one batch of clips (batch, N, D), written with Python loops over clips, frames and
-    intervals: the emotrack reading (1/(2K) sums of squared norms per clip, masked frames left out,
-    the mean over the clips that have an item)."""
+    intervals: the emotrack reading (the label term the clip's squared distance sum_i ||gt_i - y_i||^2,
+    the others 1/(2K) sums of squared norms, the global one with no 1/2; masked frames left out, the
+    mean over the clips that have an item)."""
     def mean_over_clips(per_clip):
         kept = [v for v in per_clip if v is not None]
         return sum(kept) / len(kept)
@@ -326,7 +346,8 @@ def _astnet_terms_by_loops(g, y, mask, num_intervals):
     out = {"label": [], "trend": [], "local": [], "global": []}
     for b in range(g.shape[0]):
         valid = [i for i in range(g.shape[1]) if mask[b, i] > 0]
-        out["label"].append(half_mean([g[b, i] - y[b, i] for i in valid]))
+        label = sum(float(np.sum(np.square(g[b, i] - y[b, i]))) for i in valid)
+        out["label"].append(label if valid else None)
         out["trend"].append(half_mean([(g[b, i] - g[b, i - 1]) - (y[b, i] - y[b, i - 1])
                                        for i in valid if i - 1 in valid]))
         intervals = [[i for i in valid if i * num_intervals // g.shape[1] == k] for k in range(num_intervals)]

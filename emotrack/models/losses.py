@@ -24,10 +24,21 @@ AST-Net composite loss, Wang & Hsu 2017 (wang2017_astnet_siamese_avec2012.md), S
 lambda = 1000 (Sec. 4.3). Inputs are clips (batch, N, D), or Siamese pairs (batch, 2, N, D) where
 clip 1 starts one original frame after clip 0 (Sec. 3.4). What is assumed where the paper is silent:
 
-- Each term is ``1/(2K) sum_k ||g_k - y_k||**2`` over its K items (frames, frame pairs or intervals),
-  the squared norm summing over the D dimensions, then averaged over the clips of the batch. The label
-  loss ("Euclidean distance", item 1) uses the same 1/(2N) form as Eq. 3, 4 and 6 (Caffe's Euclidean
-  loss); the global loss (Eq. 5) has no 1/2, as printed.
+- Trend, local and Siamese terms are ``1/(2K) sum_k ||g_k - y_k||**2`` over their K items (frame
+  pairs or intervals), as Eq. 3, 4 and 6 print them; the global loss (Eq. 5) is ``||g - y||**2`` of the
+  clip's ranges, no 1/2, as printed. Every squared norm sums over the D dimensions, and every term is
+  averaged over the clips of the batch.
+- Label loss (item 1: "measures the Euclidean distance between the predictions and the ground truth
+  labels of all the frames in the video clip"; no equation is printed): one distance between the
+  clip's two sequences, in the form the paper prints its other whole-clip distance (Eq. 5, "minimize
+  the distance of global ranges by ||g - y||**2"): ``||gt - y||**2 = sum_i ||gt_i - y_i||**2`` over
+  the clip's N frames, with no 1/N and no 1/2; where the paper means a mean over items it prints the
+  1/(2N) (Eq. 3, 4, 6). An earlier reading, the per-frame mean ``1/(2N) sum_i`` (the form of Eq. 3),
+  is 2N = 100 times smaller on 50-frame clips; with it the range terms (Eq. 4, 5), which do not see
+  the sign of a prediction (a prediction mirrored about its mean has the same ranges), outweighed the
+  label term so far that on fast-moving ratings each dimension's sign was left to chance
+  (emotrack/config/experiments/learn.py). Sec. 4.3's "the prediction loss is about 10^-1" on AVEC 2012
+  does not decide between the two readings (it depends on errors not reported).
 - Trend loss (Eq. 3): differences between clip frames ``trend_step`` apart; clips are sampled every
   Delta-t original frames (Sec. 3.1), so the default step of 1 compares frames Delta-t apart in the
   video. Eq. 3 sums i = 1..N over a clip whose time stamps run T_t .. T_{t + Delta-t N}, i.e. N
@@ -320,10 +331,14 @@ def _prepare(y_true, y_pred, mask):
 
 
 def label_loss(y_true, y_pred, mask=None):
-    """Label loss (Wang & Hsu 2017, Sec. 3.4 item 1): ``1/(2N) sum_i ||gt_i - y_i||**2``, per clip,
-    averaged over the batch. y: (batch, N, D); mask: (batch, N) or None."""
+    """Label loss (Wang & Hsu 2017, Sec. 3.4 item 1, "the Euclidean distance between the predictions and
+    the ground truth labels of all the frames in the video clip"): ``||gt - y||**2 = sum_i ||gt_i -
+    y_i||**2`` over the clip's valid frames (the form of Eq. 5; no 1/N, no 1/2), averaged over the
+    clips of the batch that have a valid frame. y: (batch, N, D); mask: (batch, N) or None."""
     y_true, y_pred, weights = _prepare(y_true, y_pred, mask)
-    return _half_mean_sq_norm(y_true - y_pred, weights)
+    per_clip = ops.sum(weights * ops.sum(ops.square(y_true - y_pred), axis=-1, keepdims=True), axis=(1, 2))
+    has_items = ops.cast(ops.sum(weights, axis=(1, 2)) > 0, y_pred.dtype)
+    return ops.divide_no_nan(ops.sum(per_clip * has_items), ops.sum(has_items))
 
 
 def trend_loss(y_true, y_pred, mask=None, step: int = 1):
