@@ -140,3 +140,40 @@ def test_audiovisual_builder_from_the_registry():
                         visual_options=dict(image_size=IMAGE), lstm_units=8)
     assert tuple(model([_audio(batch=1, frames=2), _video(batch=1, frames=2)]).shape) == (1, 2, 2)
     assert model.get_layer("concat_features").output.shape[-1] == 1920
+
+
+def test_fine_tune_from_conv5_trains_only_the_last_stage():
+    """``fine_tune_from="conv5_1"``: after a real training step the stages before conv5 (weights and
+    BatchNormalization statistics) are as loaded, conv5's weights and the head have moved."""
+    keras.utils.set_random_seed(0)
+    model = build_model("tzirakis2017-visual", image_size=IMAGE, fine_tune_from="conv5_1", lstm_units=4,
+                        visual_features=8)
+    backbone = model.get_layer("visual_features").get_layer("resnet50")
+    before = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(_video(batch=2, frames=2), np.ones((2, 2, 2), "float32"), epochs=1, verbose=0)
+    moved = {w.path for w in model.weights if not np.array_equal(before[w.path], keras.ops.convert_to_numpy(w))}
+    for layer in backbone.layers:
+        for w in layer.weights:
+            assert (w.path in moved) == layer.name.startswith("conv5_"), (w.path, layer.name)
+    assert any("predictions" in p for p in moved) and any("projection" in p for p in moved)
+    with pytest.raises(ValueError, match="fine_tune_from"):
+        build_model("tzirakis2017-visual", image_size=IMAGE, fine_tune_from="conv6_1")
+
+
+def test_feature_normalisation_standardises_the_pooled_features():
+    """``feature_normalisation="batch"``: in training the 2048 pooled features leave standardised over
+    the batch's frames (numpy's mean and variance of the backbone's own output, Keras' epsilon)."""
+    model = build_model("tzirakis2017-visual", image_size=IMAGE, feature_normalisation="batch",
+                        visual_features=None, features_only=True)
+    video = _video(batch=2, frames=3)
+    images = model.get_layer("caffe_preprocessing")(video.reshape(-1, IMAGE, IMAGE, 3))
+    pooled = np.asarray(model.get_layer("resnet50")(images, training=True)).reshape(2, 3, 2048)
+    normalisation = model.get_layer("feature_normalisation")
+    mean, var = pooled.mean(axis=(0, 1)), pooled.var(axis=(0, 1))
+    expected = (pooled - mean) / np.sqrt(var + normalisation.epsilon)
+    np.testing.assert_allclose(np.asarray(model(video, training=True)), expected, rtol=1e-3, atol=1e-3)
+    assert not np.allclose(np.asarray(build_model("tzirakis2017-visual", image_size=IMAGE, visual_features=None,
+                                                  features_only=True)(video, training=True)), expected, atol=1e-3)
+    with pytest.raises(ValueError, match="feature_normalisation"):
+        build_model("tzirakis2017-visual", image_size=IMAGE, feature_normalisation="layer")

@@ -131,7 +131,9 @@ from emotrack.models.registry import register, video_options
 from emotrack.models.inflate import inflate_model
 from emotrack.models.tzirakis2017 import MergeTime, SplitTime
 from emotrack.models.weights import (
+    FINE_TUNE_FROM,
     build_with_named_weights,
+    freeze_backbone,
     load_weights_file,
     weights_source,
 )
@@ -144,7 +146,6 @@ BACKBONES = ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50")
 BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5  # torchvision's VGG-BN (PyTorch momentum 0.1), see the module docstring
 #: The weights each backbone knows by name (``emotrack.models.weights.NAMED_WEIGHTS``).
 NAMED_BACKBONE_WEIGHTS = {"vgg16": ("imagenet", "vggface"), "resnet50": ("imagenet",)}
-FINE_TUNE_FROM = ("conv2_1", "conv3_1", "conv4_1", "conv5_1", "all")
 HEAD_UNITS = (512, 128)  # Sec. 3.1
 LSTM_UNITS = 1024  # Sec. 3.3.1
 DILATIONS = ((1, 1, 1, 1), (1, 2, 4, 8))  # Table 3, C1 and C2
@@ -203,27 +204,6 @@ def build_backbone(name: str, input_shape=INPUT_SHAPE, weights=None) -> keras.Mo
                 if layer.weights:
                     backbone.get_layer(layer.name).set_weights(layer.get_weights())
     return load_weights_file(backbone, path)
-
-
-def _block_start(backbone: keras.Model, block: int) -> int:
-    """Index of the first layer of convolution block ``block`` in ``backbone.layers``."""
-    prefixes = (f"block{block}_conv1", f"conv{block}_block1_")
-    for index, layer in enumerate(backbone.layers):
-        if layer.name.startswith(prefixes):
-            return index
-    raise ValueError(f"backbone {backbone.name!r} has no convolution block {block}")
-
-
-def freeze_backbone(backbone: keras.Model, fine_tune_from: str = "all") -> keras.Model:
-    """Freeze every layer before the block ``fine_tune_from`` ("conv2_1" ... "conv5_1") and leave
-    the rest trainable; ``"all"`` makes every layer trainable. Returns ``backbone``."""
-    if fine_tune_from not in FINE_TUNE_FROM:
-        raise ValueError(f"fine_tune_from must be one of {', '.join(FINE_TUNE_FROM)}, not {fine_tune_from!r}")
-    backbone.trainable = True
-    start = 0 if fine_tune_from == "all" else _block_start(backbone, int(fine_tune_from[4]))
-    for index, layer in enumerate(backbone.layers):
-        layer.trainable = index >= start
-    return backbone
 
 
 def _scaled(x, input_scale: float):

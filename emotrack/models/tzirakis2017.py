@@ -74,7 +74,9 @@ from keras import layers, ops
 
 from emotrack.models.registry import register
 from emotrack.models.weights import (
+    FINE_TUNE_FROM,
     build_with_named_weights,
+    freeze_backbone,
     load_weights_file,
     weights_source,
 )
@@ -192,6 +194,10 @@ def build_audio_features(frame_samples: int = FRAME_SAMPLES, conv1_filters: int 
     return keras.Model(frames, x, name=name)
 
 
+#: How the pooled ResNet-50 features meet the projection (``feature_normalisation``).
+FEATURE_NORMALISATION = ("none", "batch")
+
+
 def build_resnet50_backbone(image_size: int = 96, weights: str | None = None,
                             batch_norm_momentum: float | None = None) -> keras.Model:
     """ResNet-50 without its classifier, global average pooling: (H, W, 3) -> 2048.
@@ -215,17 +221,32 @@ def build_resnet50_backbone(image_size: int = 96, weights: str | None = None,
 def build_visual_features(image_size: int = 96, weights: str | None = None,
                           visual_features: int | None = VISUAL_FEATURES, dropout: float = 0.5,
                           input_preprocessing: str = "caffe", batch_norm_momentum: float | None = None,
+                          feature_normalisation: str = "none", fine_tune_from: str = "all",
                           name: str = "visual_features") -> keras.Model:
-    """The visual extractor: (batch, T, H, W, 3) -> (batch, T, visual_features or 2048)."""
+    """The visual extractor: (batch, T, H, W, 3) -> (batch, T, visual_features or 2048).
+
+    ``feature_normalisation="batch"`` standardises each of the 2048 pooled features (a
+    BatchNormalization layer, momentum ``batch_norm_momentum`` or Keras' 0.99) before the projection;
+    ``"none"`` (default) feeds them on as ResNet-50 pools them. ``fine_tune_from`` ("all", or
+    "conv2_1" ... "conv5_1": the first ResNet-50 stage that trains) freezes the layers before it,
+    whose BatchNormalization layers then normalise with their loaded moving statistics.
+    """
     if input_preprocessing not in ("caffe", "none"):
         raise ValueError(f"input_preprocessing must be 'caffe' or 'none', not {input_preprocessing!r}")
+    if feature_normalisation not in FEATURE_NORMALISATION:
+        raise ValueError(f"feature_normalisation must be one of {', '.join(FEATURE_NORMALISATION)}, "
+                         f"not {feature_normalisation!r}")
     frames = keras.Input(shape=(None, image_size, image_size, 3), name="video")
     x = frames
     if input_preprocessing == "caffe":
         x = CaffePreprocessing(name="caffe_preprocessing")(x)
     images = MergeTime(name="merge_time")(x)
-    pooled = build_resnet50_backbone(image_size, weights, batch_norm_momentum)(images)
+    backbone = freeze_backbone(build_resnet50_backbone(image_size, weights, batch_norm_momentum), fine_tune_from)
+    pooled = backbone(images)
     x = SplitTime(name="split_time")([pooled, frames])
+    if feature_normalisation == "batch":
+        momentum = {} if batch_norm_momentum is None else {"momentum": float(batch_norm_momentum)}
+        x = layers.BatchNormalization(name="feature_normalisation", **momentum)(x)
     if visual_features:
         x = layers.Dense(visual_features, activation="relu", name="projection")(x)
         x = layers.Dropout(dropout, name="dropout")(x)

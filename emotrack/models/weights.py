@@ -185,3 +185,28 @@ def load_weights_file(model: keras.Model, path: str | None) -> keras.Model:
         raise WeightsError(f"weights file {path!r} does not fit backbone {model.name!r}: {err}. It must be "
                            f"saved from the same architecture (same layers and shapes)") from err
     return model
+
+
+#: The first convolution block that trains (``fine_tune_from``); "all": every layer.
+FINE_TUNE_FROM = ("conv2_1", "conv3_1", "conv4_1", "conv5_1", "all")
+
+
+def _block_start(backbone: keras.Model, block: int) -> int:
+    """Index of the first layer of convolution block ``block`` in ``backbone.layers``."""
+    prefixes = (f"block{block}_conv1", f"conv{block}_block1_")
+    for index, layer in enumerate(backbone.layers):
+        if layer.name.startswith(prefixes):
+            return index
+    raise ValueError(f"backbone {backbone.name!r} has no convolution block {block}")
+
+
+def freeze_backbone(backbone: keras.Model, fine_tune_from: str = "all") -> keras.Model:
+    """Freeze every layer before the block ``fine_tune_from`` ("conv2_1" ... "conv5_1") and leave
+    the rest trainable; ``"all"`` makes every layer trainable. Returns ``backbone``."""
+    if fine_tune_from not in FINE_TUNE_FROM:
+        raise ValueError(f"fine_tune_from must be one of {', '.join(FINE_TUNE_FROM)}, not {fine_tune_from!r}")
+    backbone.trainable = True
+    start = 0 if fine_tune_from == "all" else _block_start(backbone, int(fine_tune_from[4]))
+    for index, layer in enumerate(backbone.layers):
+        layer.trainable = index >= start
+    return backbone
