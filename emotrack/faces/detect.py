@@ -6,12 +6,16 @@ Two ways to find faces (the second in `emotrack.faces.track`):
 - `FaceTracker`: for videos, many times faster, and memory-bounded (it reads frames from an iterator).
   MTCNN runs in its three stages. The proposal stages (P-Net, R-Net) see frames shrunk so that the
   smallest face wanted (``min_face``, a fraction of the frame) is MTCNN's smallest, 20 pixels; they run
-  on every ``every``-th frame (the key frames), many frames per call. The output stage (O-Net), which
-  gives the box, the confidence and the five landmarks, always runs at full resolution: on the key
-  frames' proposals, and on every frame between two key frames, on the proposal interpolated between
-  theirs. A frame is detected afresh, as a key frame is, when its O-Net confidence falls below
-  ``min_confidence`` (the track is lost) or when the faces of the key frames around it do not overlap
-  (a cut, a jump, a face that comes or goes).
+  on every ``every``-th frame (the key frames). The output stage (O-Net), which gives the box, the
+  confidence and the five landmarks, always runs at full resolution: on the key frames' proposals, and
+  on every frame between two key frames, on the proposal interpolated between theirs. Where the faces of
+  the key frames around a frame do not overlap (a cut, a jump, a face that comes or goes), the face of
+  one of them is followed frame by frame (the earlier one's; the later one's, back in time, where only it
+  has a face). A frame is detected afresh, as a key frame is, when its O-Net confidence falls below
+  ``min_confidence`` (the track is lost) or when neither key frame around it has a face.
+
+The networks run in TensorFlow Lite (`_MTCNNStages`), each frame's proposals made from that frame alone,
+so that a frame's faces do not depend on the frames it is batched with.
 
 Shrinking the frames, rather than raising ``min_face_size`` of ``mtcnn.MTCNN.detect_faces``, is on
 purpose: in mtcnn 1.0.0 the depth of the image pyramid depends only on the image size, so at 360p a
@@ -270,8 +274,19 @@ def _pnet_boxes(offsets: np.ndarray, scores: np.ndarray, scale: float, index: in
     return boxes
 
 
+def _network_threads() -> int:
+    """Threads a network runs on: two where the process may use two cores or more. The face tracker's thread is
+    what a video waits for (decoding and cropping run beside it), so its networks take a second core where
+    one is free; XNNPACK gives the same numbers on any number of threads."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
 class _LiteNetwork:
-    """One of MTCNN's networks run by TensorFlow Lite's interpreter (XNNPACK, one thread): the same weights and,
+    """One of MTCNN's networks run by TensorFlow Lite's interpreter (XNNPACK): the same weights and,
     to float32 rounding, the same numbers as the Keras model, without TensorFlow's cost per call (about 0.8 ms,
     more than O-Net needs for a face).
 
@@ -301,7 +316,7 @@ class _LiteNetwork:
 
             with warnings.catch_warnings(), _quiet_stderr():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's notice of LiteRT, its successor
-                interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=1)
+                interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=_network_threads())
                 source = interpreter.get_input_details()[0]["index"]
                 interpreter.resize_tensor_input(source, shape, strict=False)
                 interpreter.allocate_tensors()

@@ -176,7 +176,9 @@ class FaceTracker:
 
         # Between two key frames whose faces continue one another: O-Net on interpolated proposals.
         # Where they do not (a cut, a jump, the face leaving), the earlier key frame's face is followed
-        # frame by frame until O-Net loses it; frames without a face to follow are detected afresh.
+        # frame by frame until O-Net loses it; where only the later key frame has a face (the face coming
+        # into view), it is followed back in time the same way. Frames without a face to follow are
+        # detected afresh.
         redetect, proposals, tracked, follow = [], [], [], []
         anchors = ([(-1, previous[0], previous[1])] if previous is not None else []) + \
                   [(i, rows[i], faces[i]) for i in keys]
@@ -185,6 +187,8 @@ class FaceTracker:
             if face_a is None or face_b is None or box_iou(face_a.box, face_b.box) < _CONTINUITY_IOU:
                 if face_a is not None and len(between):
                     follow.append((row_a, between))
+                elif face_b is not None and len(between):
+                    follow.append((row_b, between[::-1]))
                 else:
                     redetect.extend(between)
                 continue
@@ -199,7 +203,7 @@ class FaceTracker:
                     redetect.append(i)
         for row, between in follow:
             # O-Net sees each frame framed as it saw the key frame: its square there, relative to the box
-            # it gave, moved with the box of the frame before.
+            # it gave, moved with the box of the frame before (after, when followed back).
             framing = row[16:20] - row[1:5]
             for k, i in enumerate(between):
                 row = self.detector._staged().refine(frames, np.r_[i, row[1:5] + framing][None])[0]
