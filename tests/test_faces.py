@@ -266,3 +266,52 @@ def test_read_ahead_keeps_order_raises_and_stops():
     stream.close()  # joins the producer
     count = len(taken)
     assert count <= 5 + 3 + 2 and len(taken) == count
+
+
+def test_pyramid_is_resampled_as_tensorflow_resamples_it(photo):
+    """MTCNN's image pyramid, resampled in NumPy, is `tf.image.resize(method="area")`'s at every level, at
+    the sizes mtcnn's own `scale_images` gives."""
+    import tensorflow as tf
+    from mtcnn.utils.images import scale_images
+
+    from emotrack.faces.detect import _area_resize, _pyramid_shapes
+
+    for image in (photo, scaled(photo, 0.37), photo[:211, :97]):
+        normalised = (image.astype(np.float32) - 127.5) / 128.0
+        levels = _pyramid_shapes(*image.shape[:2])
+        assert len(levels) >= 3 and min(min(size) for _, size in levels) >= 12
+        for scale, size in levels:
+            expected = scale_images(normalised[None], scale)[0].numpy()
+            assert expected.shape[:2] == size
+            np.testing.assert_allclose(_area_resize(normalised, size), expected, atol=1e-5)
+    # A shrink by a whole factor averages whole blocks.
+    block = np.arange(48, dtype=np.float32).reshape(4, 4, 3)
+    np.testing.assert_allclose(_area_resize(block, (2, 2)), tf.nn.avg_pool2d(block[None], 2, 2, "VALID")[0])
+
+
+def test_networks_give_the_keras_models_numbers_whatever_they_are_batched_with(photo):
+    """MTCNN's networks in TensorFlow Lite give the Keras models' outputs (weights of the mtcnn wheel) on real
+    face patches, and the same numbers for a patch alone as among any other patches."""
+    import tensorflow as tf
+    from mtcnn.stages import StageONet, StagePNet, StageRNet
+
+    from emotrack.faces.detect import _sample_patches, _shared_stages
+
+    stages = _shared_stages()
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 300, (37, 2))
+    sides = rng.uniform(40, 260, (37, 1))
+    rows = np.concatenate([np.zeros((37, 1)), corners, corners + sides], axis=1)
+    for network, keras, side in ((stages.rnet, StageRNet().model, 24), (stages.onet, StageONet().model, 48)):
+        patches = _sample_patches([photo], rows, side)
+        ours = network(patches)
+        theirs = [t.numpy() for t in keras(tf.constant(patches))]
+        assert [o.shape for o in ours] == [t.shape for t in theirs]
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        alone = [network(patches[k:k + 1]) for k in range(len(patches))]
+        for i, output in enumerate(ours):  # 37 patches run as 32 + 4 + 1: each as it is alone
+            np.testing.assert_array_equal(output, np.concatenate([a[i] for a in alone]))
+    image = ((photo[:200, :300].astype(np.float32) - 127.5) / 128.0)[None]
+    for a, b in zip(stages.pnet(image), StagePNet().model(tf.constant(image))):
+        np.testing.assert_allclose(a, b.numpy(), atol=1e-4)
