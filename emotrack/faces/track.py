@@ -21,14 +21,17 @@ from emotrack.faces.detect import (
 )
 
 # Two key frames continue one track when their faces overlap by at least this IoU; below it (a cut, a
-# jump, another face chosen) the frames between them are detected one by one. A face that moves by up
-# to 40 % of its width from one key frame to the next still passes.
+# jump, another face chosen) the face is followed from one frame to the next instead. A face that moves by
+# up to 40 % of its width from one key frame to the next still passes.
 _CONTINUITY_IOU = 0.4
 
 #: Key frames every this many frames by default. On the 640x360 benchmark video (``make bench-preprocess``)
-#: 10 agrees with MTCNN on every frame as often as 5 (99.7 % of frames at IoU >= 0.7), at about two thirds of
-#: the tracker's CPU time: the proposal stages of a key frame cost some ten times O-Net's tracking of a frame.
-DEFAULT_EVERY = 10
+#: 10, 15 and 20 agree with MTCNN on every frame equally often (99.7 % of frames at IoU >= 0.7; mean IoU
+#: 0.929, 0.921, 0.918), and the tracker's thread, what preprocessing waits for, spends 77 % (15) and 63 %
+#: (20) of its time at 10: the proposal stages of a key frame cost some twelve times O-Net's tracking of a
+#: frame, and following a face frame by frame, where faster motion breaks the interpolation, costs no more
+#: than interpolating. 15 keeps a new face's wait for the next key frame at half a second at 30 fps.
+DEFAULT_EVERY = 15
 
 
 _END = object()
