@@ -315,3 +315,22 @@ def test_networks_give_the_keras_models_numbers_whatever_they_are_batched_with(p
     image = ((photo[:200, :300].astype(np.float32) - 127.5) / 128.0)[None]
     for a, b in zip(stages.pnet(image), StagePNet().model(tf.constant(image))):
         np.testing.assert_allclose(a, b.numpy(), atol=1e-4)
+
+
+def test_converted_networks_are_kept_for_the_next_process(tmp_path, monkeypatch):
+    """A stage's TensorFlow Lite model is converted once and read back after; a torn file is converted again."""
+    from mtcnn.stages import StagePNet
+
+    from emotrack.faces.detect import _lite_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = _lite_model(StagePNet, None)
+    (kept,) = (tmp_path / "emotrack" / "mtcnn").iterdir()
+    assert kept.read_bytes() == first and first[4:8] == b"TFL3"
+    assert _lite_model(StagePNet, None) == first  # read back, not converted again (which embeds new names)
+    kept.write_bytes(b"\x00" * 4)  # the marker gone: as if the write had been cut short
+    again = _lite_model(StagePNet, None)
+    assert again[4:8] == b"TFL3" and kept.read_bytes() == again
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    (tmp_path / "file").write_text("not a folder")
+    assert _lite_model(StagePNet, None)[4:8] == b"TFL3"  # nowhere to keep it: converted all the same

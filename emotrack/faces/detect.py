@@ -38,6 +38,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -298,13 +299,8 @@ class _LiteNetwork:
     _LARGEST_BATCH = 32
     _KEPT = 64  # interpreters kept per network
 
-    def __init__(self, model, side: int | None, outputs: Sequence[int]):
-        import tensorflow as tf
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-        spec = tf.TensorSpec([None, side, side, 3], tf.float32)
-        frozen = convert_variables_to_constants_v2(tf.function(model, input_signature=[spec]).get_concrete_function())
-        self._content = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    def __init__(self, stage, side: int | None, outputs: Sequence[int]):
+        self._content = _lite_model(stage, side)
         self._outputs = tuple(outputs)  # the last dimension of each output, in the Keras model's order
         self._interpreters: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
@@ -350,10 +346,43 @@ class _LiteNetwork:
 class _GraphNetwork:
     """One of MTCNN's networks compiled with ``tf.function``: where TensorFlow Lite is missing."""
 
-    def __init__(self, model, side: int | None, outputs: Sequence[int]):
+    def __init__(self, stage, side: int | None, outputs: Sequence[int]):
         import tensorflow as tf
 
-        self._network = tf.function(model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
+        self._network = tf.function(stage().model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
+
+
+def _lite_model(stage, side: int | None) -> bytes:
+    """The TensorFlow Lite model of one of mtcnn's stages (its class; ``side``: the input's, None for any),
+    converted from its Keras model with the weights frozen in: once per mtcnn and TensorFlow version, then
+    read from ``$XDG_CACHE_HOME/emotrack/mtcnn`` (``~/.cache``), as converting takes seconds. Where that
+    folder cannot be written, it is converted in every process."""
+    from importlib.metadata import version
+
+    import tensorflow as tf
+
+    from emotrack.files import atomic_path
+
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotrack" / "mtcnn"
+    path = folder / f"{stage.__name__}-mtcnn{version('mtcnn')}-tf{tf.__version__}.tflite"
+    try:
+        content = path.read_bytes()
+        if content[4:8] == b"TFL3":  # a flatbuffer of TensorFlow Lite's schema, not a torn or foreign file
+            return content
+    except OSError:
+        pass
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec([None, side, side, 3], tf.float32)
+    network = tf.function(stage().model, input_signature=[spec]).get_concrete_function()
+    content = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(network)]).convert()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(content)
+    except OSError:
+        pass
+    return content
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return [t.numpy() for t in self._network(np.asarray(x, np.float32))]
@@ -400,9 +429,9 @@ class _MTCNNStages:
             network = _LiteNetwork if hasattr(tf, "lite") and hasattr(tf.lite, "Interpreter") else _GraphNetwork
         except ImportError:  # pragma: no cover - TensorFlow is a dependency
             network = _GraphNetwork
-        self.pnet = network(StagePNet().model, None, (4, 2))
-        self.rnet = network(StageRNet().model, 24, (4, 2))
-        self.onet = network(StageONet().model, 48, (4, 10, 2))
+        self.pnet = network(StagePNet, None, (4, 2))
+        self.rnet = network(StageRNet, 24, (4, 2))
+        self.onet = network(StageONet, 48, (4, 10, 2))
 
     def warm_up(self) -> None:
         """Run the three networks once, on blank input, so that the first frames of a live source do not
