@@ -194,8 +194,8 @@ def test_tracker_follows_a_moving_face_through_a_cut(photo, detector, tmp_path):
     # which are then detected afresh and found empty.
     assert sources[30:36] == [None, None, None, "tracked", "tracked", "detected"]
     assert box_iou(faces[33].box, truth[33]) > 0.9
-    # The faces do not depend on the chunks the video is cut into: a live source's chunks of 5 frames give
-    # the boxes a file's chunks of 40 give.
+    # The faces do not depend on the batch size: a live source's (1, rounded up to 5) gives the boxes a
+    # file's 40 give.
     for batch_size in (5, 40):
         again = FaceTracker(every=5, min_face=0.2, batch_size=batch_size, read_ahead=0).track_all(list(decoded))
         assert [f is None for f in again] == [f is None for f in faces]

@@ -94,7 +94,9 @@ class FaceTracker:
     """Faces in every frame of a video: MTCNN on key frames, O-Net tracking in between.
 
     See the module docstring for how it works. Results keep the frame order; a frame without a face gives
-    None, never a dropped frame. Memory holds about ``batch_size + read_ahead`` frames.
+    None, never a dropped frame. Frames go through one key-frame interval at a time: the faces of ``every``
+    frames come as soon as the key frame that ends them is decoded, so that cropping starts early and waits
+    little after the last frame. Memory holds about ``every + read_ahead`` frames.
 
     Args:
         every: a key frame every ``every`` frames (1: MTCNN's proposal stages on every frame).
@@ -102,8 +104,9 @@ class FaceTracker:
         min_confidence: a face, found or tracked, needs O-Net's confidence above it.
         select: which face to follow when several are present (see `choose_face`). It is applied at
             every key frame and every frame detected afresh; between key frames the tracked face is kept.
-        batch_size: frames per chunk (rounded up to a multiple of ``every``): MTCNN calls are batched over
-            a chunk's key frames, and O-Net over all its frames.
+        batch_size: the most frames of one MTCNN call of the detector (rounded up to a multiple of
+            ``every``), and how far ahead callers read the faces (`emotrack.preprocess.crops.face_crops`); a
+            frame's faces do not depend on it.
         read_ahead: frames decoded ahead in a background thread (0: none).
     """
 
@@ -146,7 +149,7 @@ class FaceTracker:
                 buffer.append(item)
                 # Chunks end on a key frame so that every frame between two key frames is in one chunk;
                 # the first chunk also holds frame 0.
-                if len(buffer) == self.batch_size + (1 if previous is None else 0):
+                if len(buffer) == self.every + (1 if previous is None else 0):
                     faces, previous = self._chunk([get(i) for i in buffer], start, previous, final=False)
                     yield from zip(buffer, faces)
                     start, buffer = start + len(buffer), []
