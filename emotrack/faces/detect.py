@@ -276,14 +276,19 @@ def _pnet_boxes(offsets: np.ndarray, scores: np.ndarray, scale: float, index: in
 
 
 def _network_threads() -> int:
-    """Threads a network runs on: two where the process may use two cores or more. The face tracker's thread is
-    what a video waits for (decoding and cropping run beside it), so its networks take a second core where
-    one is free; XNNPACK gives the same numbers on any number of threads."""
+    """Threads a network runs on: two where the process may use two cores or more, and has them to itself
+    (a preprocessing worker sets TensorFlow's inter-op thread count to its share of the cores; that share,
+    where set, is the most). The face tracker's thread is what a video waits for (decoding and cropping run
+    beside it), so its networks take a second core where one is free; XNNPACK gives the same numbers on any
+    number of threads."""
+    import tensorflow as tf
+
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         cores = os.cpu_count() or 1
-    return 2 if cores >= 2 else 1
+    share = tf.config.threading.get_inter_op_parallelism_threads()
+    return max(1, min(2, cores, share or cores))
 
 
 class _LiteNetwork:
