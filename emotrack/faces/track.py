@@ -140,22 +140,31 @@ class FaceTracker:
             (item, face) per item, in order; face is a `TrackedFace` (box in pixels of the frame) or None.
         """
         get = frame if frame is not None else (lambda item: item)
-        ahead = read_ahead(items, self.read_ahead) if self.read_ahead > 0 else None
-        source = ahead if ahead is not None else iter(items)
+
+        def prepared(items):
+            # The key frames' shrunk images and pyramids are made as they are read: in the read-ahead thread,
+            # beside the tracking of the frames before.
+            for k, item in enumerate(items):
+                yield item, (self.detector.prepare(get(item)) if k % self.every == 0 else None)
+
+        ahead = read_ahead(prepared(items), self.read_ahead) if self.read_ahead > 0 else None
+        source = ahead if ahead is not None else prepared(items)
         previous: tuple[np.ndarray | None, TrackedFace | None] | None = None  # last key frame's row, face
         start, buffer = 0, []
         try:
-            for item in source:
-                buffer.append(item)
+            for pair in source:
+                buffer.append(pair)
                 # Chunks end on a key frame so that every frame between two key frames is in one chunk;
                 # the first chunk also holds frame 0.
                 if len(buffer) == self.every + (1 if previous is None else 0):
-                    faces, previous = self._chunk([get(i) for i in buffer], start, previous, final=False)
-                    yield from zip(buffer, faces)
+                    faces, previous = self._chunk([get(i) for i, _ in buffer], start, previous, final=False,
+                                                  prepared=[p for _, p in buffer])
+                    yield from zip((i for i, _ in buffer), faces)
                     start, buffer = start + len(buffer), []
             if buffer:
-                faces, _ = self._chunk([get(i) for i in buffer], start, previous, final=True)
-                yield from zip(buffer, faces)
+                faces, _ = self._chunk([get(i) for i, _ in buffer], start, previous, final=True,
+                                       prepared=[p for _, p in buffer])
+                yield from zip((i for i, _ in buffer), faces)
         finally:
             if ahead is not None:  # stops the read-ahead thread when the caller stops early
                 ahead.close()
@@ -164,9 +173,10 @@ class FaceTracker:
         """`track` over frames, returning only the faces."""
         return [face for _, face in self.track(frames)]
 
-    def _chunk(self, frames: list[np.ndarray], start: int, previous, final: bool):
+    def _chunk(self, frames: list[np.ndarray], start: int, previous, final: bool, prepared: list | None = None):
         """Faces of frames start .. start + len(frames) - 1; ``previous`` is the last key frame's (row, face)
-        from the chunk before. Returns the faces and this chunk's last key frame's (row, face)."""
+        from the chunk before; ``prepared``: each frame's `FaceDetector.prepare` where made ahead. Returns the
+        faces and this chunk's last key frame's (row, face)."""
         n = len(frames)
         key = [(start + i) % self.every == 0 for i in range(n)]
         if final:
@@ -176,7 +186,8 @@ class FaceTracker:
 
         keys = [i for i in range(n) if key[i]]
         before = previous[1] if previous is not None else None
-        for i, candidates in zip(keys, self.detector._detect_rows([frames[i] for i in keys])):
+        ready = [prepared[i] for i in keys] if prepared is not None else None
+        for i, candidates in zip(keys, self.detector._detect_rows([frames[i] for i in keys], ready)):
             rows[i], faces[i] = self._choose(candidates, before, frames[i].shape[1])
             before = faces[i] if faces[i] is not None else before
 
