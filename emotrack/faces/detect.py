@@ -6,12 +6,16 @@ Two ways to find faces (the second in `emotrack.faces.track`):
 - `FaceTracker`: for videos, many times faster, and memory-bounded (it reads frames from an iterator).
   MTCNN runs in its three stages. The proposal stages (P-Net, R-Net) see frames shrunk so that the
   smallest face wanted (``min_face``, a fraction of the frame) is MTCNN's smallest, 20 pixels; they run
-  on every ``every``-th frame (the key frames), many frames per call. The output stage (O-Net), which
-  gives the box, the confidence and the five landmarks, always runs at full resolution: on the key
-  frames' proposals, and on every frame between two key frames, on the proposal interpolated between
-  theirs. A frame is detected afresh, as a key frame is, when its O-Net confidence falls below
-  ``min_confidence`` (the track is lost) or when the faces of the key frames around it do not overlap
-  (a cut, a jump, a face that comes or goes).
+  on every ``every``-th frame (the key frames). The output stage (O-Net), which gives the box, the
+  confidence and the five landmarks, always runs at full resolution: on the key frames' proposals, and
+  on every frame between two key frames, on the proposal interpolated between theirs. Where the faces of
+  the key frames around a frame do not overlap (a cut, a jump, a face that comes or goes), the face of
+  one of them is followed frame by frame (the earlier one's; the later one's, back in time, where only it
+  has a face). A frame is detected afresh, as a key frame is, when its O-Net confidence falls below
+  ``min_confidence`` (the track is lost) or when neither key frame around it has a face.
+
+The networks run in TensorFlow Lite (`_MTCNNStages`), each frame's proposals made from that frame alone,
+so that a frame's faces do not depend on the frames it is batched with.
 
 Shrinking the frames, rather than raising ``min_face_size`` of ``mtcnn.MTCNN.detect_faces``, is on
 purpose: in mtcnn 1.0.0 the depth of the image pyramid depends only on the image size, so at 360p a
@@ -26,9 +30,15 @@ TensorFlow and the detector are imported lazily: importing emotrack does not loa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import os
+import sys
+import threading
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -132,8 +142,8 @@ def _sample_patches(frames: Sequence[np.ndarray], rows: np.ndarray, side: int) -
     """Bilinear ``side`` x ``side`` patches of MTCNN-normalised pixels ((v - 127.5) / 128) at boxes.
 
     The same sampling as mtcnn's ``extract_patches`` (``tf.image.crop_and_resize`` on normalised frames,
-    box corners divided by the frame size, 0 outside the frame), done on the uint8 frames one box at a time,
-    so the frames need not be stacked into one float tensor.
+    box corners divided by the frame size, 0 outside the frame), done on the uint8 frames one frame at a
+    time (all its boxes at once), so the frames need not be stacked into one float tensor.
 
     Args:
         frames: RGB uint8 (H, W, 3) frames.
@@ -141,30 +151,36 @@ def _sample_patches(frames: Sequence[np.ndarray], rows: np.ndarray, side: int) -
     Returns:
         float32 (n, side, side, 3).
     """
+    rows = np.asarray(rows, np.float64)
     out = np.zeros((len(rows), side, side, 3), np.float32)
     steps = np.arange(side, dtype=np.float64) / (side - 1)
-    for k, row in enumerate(rows):
-        frame = frames[int(row[0])]
+    indices = rows[:, 0].astype(np.intp)
+    for index in np.unique(indices):
+        # Every box of one frame at once; the frame is only read where its patches fall.
+        ks = np.flatnonzero(indices == index)
+        frame, picked = frames[index], rows[ks]
         h, w = frame.shape[:2]
-        ys = (row[2] + steps * (row[4] - row[2])) * (h - 1) / h
-        xs = (row[1] + steps * (row[3] - row[1])) * (w - 1) / w
-        inside_y = (ys >= 0) & (ys <= h - 1)
-        inside_x = (xs >= 0) & (xs <= w - 1)
-        if not inside_y.any() or not inside_x.any():
-            continue
-        ys, xs = ys[inside_y], xs[inside_x]
-        y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
-        y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-        dy = (ys - y0).astype(np.float32)[:, None, None]
-        dx = (xs - x0).astype(np.float32)[None, :, None]
-        # Rows are taken from the part of the frame the samples span, not across the whole frame.
-        block = frame[:, x0[0]:x1[-1] + 1]
-        x0, x1 = x0 - x0[0], x1 - x0[0]
-        top, bottom = block[y0], block[y1]
-        top = top[:, x0] * (1 - dx) + top[:, x1] * dx
-        bottom = bottom[:, x0] * (1 - dx) + bottom[:, x1] * dx
+        ys = (picked[:, 2:3] + steps * (picked[:, 4:5] - picked[:, 2:3])) * (h - 1) / h
+        xs = (picked[:, 1:2] + steps * (picked[:, 3:4] - picked[:, 1:2])) * (w - 1) / w
+        channels = frame.shape[2]
+        # Rows of a patch as (side, side * channels), so that every step runs along a whole row.
+        inside = ((ys >= 0) & (ys <= h - 1))[:, :, None] & np.repeat((xs >= 0) & (xs <= w - 1), channels, 1)[:, None]
+        y0 = np.clip(np.floor(ys), 0, h - 1).astype(np.intp)
+        x0 = np.clip(np.floor(xs), 0, w - 1).astype(np.intp)
+        y1, x1 = np.minimum(y0 + 1, h - 1) * w, np.minimum(x0 + 1, w - 1)
+        y0 *= w
+        dy = (ys - np.floor(ys)).astype(np.float32)[:, :, None]
+        dx = np.repeat((xs - np.floor(xs)).astype(np.float32), channels, 1)[:, None]
+        pixels = frame.reshape(h * w, channels)
+
+        def at(rows, cols):
+            taken = np.take(pixels, rows[:, :, None] + cols[:, None, :], axis=0)
+            return taken.reshape(len(ks), side, side * channels).astype(np.float32)
+
+        top = at(y0, x0) * (1 - dx) + at(y0, x1) * dx
+        bottom = at(y1, x0) * (1 - dx) + at(y1, x1) * dx
         patch = (top * (1 - dy) + bottom * dy - 127.5) / 128.0
-        out[k][np.ix_(inside_y, inside_x)] = patch
+        out[ks] = np.where(inside, patch, np.float32(0)).reshape(len(ks), side, side, channels)
     return out
 
 
@@ -180,52 +196,298 @@ def _square(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
+# MTCNN's proposal stages (mtcnn 1.0.0 defaults): P-Net keeps windows above 0.6, merges them by IoU 0.5 within
+# a pyramid level and 0.7 across levels; R-Net keeps boxes above 0.7 and merges them by IoU 0.7. The
+# pyramid's levels shrink by 0.709, from the level where a 20 px face fills P-Net's 12 px window.
+_PNET_THRESHOLD, _PNET_NMS_LEVEL, _PNET_NMS = 0.6, 0.5, 0.7
+_RNET_THRESHOLD, _RNET_NMS = 0.7, 0.7
+_PYRAMID_STEP = 0.709
+
+
+def _area_matrix(size_in: int, size_out: int):
+    """TensorFlow's area resampling (``tf.image.resize(method="area")``) along one axis, as a sparse
+    (size_out, size_in) matrix: each output pixel averages the input pixels its span of ``size_in / size_out``
+    covers, each weighted by the share of it covered."""
+    from scipy import sparse
+
+    scale = np.float32(size_in) / np.float32(size_out)
+    starts = np.arange(size_out, dtype=np.float32) * scale
+    ends = np.arange(1, size_out + 1, dtype=np.float32) * scale
+    first = np.floor(starts).astype(np.int64)
+    count = int((np.ceil(ends).astype(np.int64) - first).max())
+    index = first[:, None] + np.arange(count)[None, :]
+    cells = index.astype(np.float32)
+    weight = np.clip(np.minimum(ends[:, None], cells + 1) - np.maximum(starts[:, None], cells), 0, None) / scale
+    rows = np.repeat(np.arange(size_out), count)
+    matrix = sparse.coo_matrix((weight.astype(np.float32).ravel(), (rows, np.minimum(index, size_in - 1).ravel())),
+                               shape=(size_out, size_in))
+    return matrix.tocsr()
+
+
+@functools.lru_cache(maxsize=64)
+def _area_plan(shape_in: tuple[int, int], shape_out: tuple[int, int], channels: int):
+    """The two sparse matrices of `_area_resize`: rows, then columns (channels interleaved, transposed)."""
+    from scipy import sparse
+
+    down = _area_matrix(shape_in[0], shape_out[0])
+    across = sparse.kron(_area_matrix(shape_in[1], shape_out[1]), sparse.identity(channels, np.float32), format="csr")
+    return down, across.astype(np.float32)
+
+
+def _area_resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A float32 (H, W, C) image resized to ``shape`` (h, w) as ``tf.image.resize(method="area")`` resizes it
+    (mtcnn's image pyramid), one axis after the other with sparse weights: the same numbers to float32
+    rounding, without a TensorFlow op per level."""
+    h, w, c = image.shape
+    down, across = _area_plan((h, w), tuple(shape), c)
+    tall = down @ image.reshape(h, w * c)
+    return np.ascontiguousarray((across @ tall.T).T, dtype=np.float32).reshape(shape[0], shape[1], c)
+
+
+def _pyramid_shapes(h: int, w: int) -> list[tuple[float, tuple[int, int]]]:
+    """(scale, (height, width)) of each level of mtcnn's image pyramid for an (h, w) image: the scales of
+    ``mtcnn.utils.images.build_scale_pyramid`` (20 px faces, step 0.709), the sizes truncated as
+    ``tf.image.resize`` takes them; levels smaller than P-Net's 12 px window are left out."""
+    from mtcnn.utils.images import build_scale_pyramid
+
+    out = []
+    for scale in build_scale_pyramid(w, h, min_face_size=_MTCNN_MIN_FACE_PX, scale_factor=_PYRAMID_STEP):
+        size = (np.asarray([h, w]) * scale).astype(np.int32)
+        if size.min() >= 12:
+            out.append((float(scale), (int(size[0]), int(size[1]))))
+    return out
+
+
+def _pyramid(small: np.ndarray) -> list[np.ndarray]:
+    """The levels of mtcnn's image pyramid (`_pyramid_shapes`) of one RGB (h, w, 3) image, MTCNN-normalised
+    ((v - 127.5) / 128, float32)."""
+    image = (small.astype(np.float32) - 127.5) / 128.0
+    return [_area_resize(image, shape) for _, shape in _pyramid_shapes(*small.shape[:2])]
+
+
+def _pnet_boxes(offsets: np.ndarray, scores: np.ndarray, scale: float, index: int) -> np.ndarray:
+    """P-Net's windows above its threshold in one level of one image, as rows (index, x1, y1, x2, y2, score)
+    in pixels of the image, best first: ``mtcnn.utils.bboxes.generate_bounding_box`` (12 px windows,
+    stride 2) and ``upscale_bboxes``."""
+    ys, xs = np.nonzero(scores[..., 1] > _PNET_THRESHOLD)
+    if not len(ys):
+        return np.empty((0, 6))
+    reg = offsets[ys, xs].T
+    x1, y1 = xs * 2 + 1, ys * 2 + 1
+    x2, y2 = xs * 2 + 12, ys * 2 + 12
+    boxes = np.stack([np.full(len(ys), index), x1 + reg[0] * 11, y1 + reg[1] * 11, x2 + reg[2] * 11,
+                      y2 + reg[3] * 11, scores[ys, xs, 1]], axis=0).T
+    boxes = boxes[np.argsort(boxes[:, 5])[::-1]]
+    boxes[:, 1:5] /= scale
+    return boxes
+
+
+def _network_threads() -> int:
+    """Threads a network runs on: two where the process may use two cores or more, and has them to itself
+    (a preprocessing worker sets TensorFlow's inter-op thread count to its share of the cores; that share,
+    where set, is the most). The face tracker's thread is what a video waits for (decoding and cropping run
+    beside it), so its networks take a second core where one is free; XNNPACK gives the same numbers on any
+    number of threads."""
+    import tensorflow as tf
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    share = tf.config.threading.get_inter_op_parallelism_threads()
+    return max(1, min(2, cores, share or cores))
+
+
+class _LiteNetwork:
+    """One of MTCNN's networks run by TensorFlow Lite's interpreter (XNNPACK): the same weights and,
+    to float32 rounding, the same numbers as the Keras model, without TensorFlow's cost per call (about 0.8 ms,
+    more than O-Net needs for a face).
+
+    An interpreter is kept per input shape (P-Net: one per pyramid level; R-Net and O-Net: batches of 1, 2, 4,
+    ... 32 patches, into which any number is split), so each output depends on its own input alone, not on
+    what else went through with it. Calls from several threads take turns.
+    """
+
+    _LARGEST_BATCH = 32
+    _KEPT = 64  # interpreters kept per network
+
+    def __init__(self, stage, side: int | None, outputs: Sequence[int]):
+        self._content = _lite_model(stage, side)
+        self._outputs = tuple(outputs)  # the last dimension of each output, in the Keras model's order
+        self._interpreters: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
+
+    def _interpreter(self, shape: tuple) -> tuple:
+        found = self._interpreters.get(shape)
+        if found is None:
+            import tensorflow as tf
+
+            with warnings.catch_warnings(), _quiet_stderr():
+                warnings.simplefilter("ignore")  # tf.lite.Interpreter's notice of LiteRT, its successor
+                interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=_network_threads())
+                source = interpreter.get_input_details()[0]["index"]
+                interpreter.resize_tensor_input(source, shape, strict=False)
+                interpreter.allocate_tensors()
+            by_size = {d["shape"][-1]: d["index"] for d in interpreter.get_output_details()}
+            if len(self._interpreters) >= self._KEPT:  # frames of many sizes: the oldest shape goes
+                del self._interpreters[next(iter(self._interpreters))]
+            found = self._interpreters[shape] = (interpreter, source, [by_size[n] for n in self._outputs])
+        return found
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        interpreter, source, outputs = self._interpreter(x.shape)
+        interpreter.set_tensor(source, x)
+        interpreter.invoke()
+        return [interpreter.get_tensor(i) for i in outputs]
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        x = np.ascontiguousarray(x, np.float32)
+        if len(x) == 0:
+            return [np.zeros((0, n), np.float32) for n in self._outputs]
+        with self._lock:
+            if len(x) & (len(x) - 1) == 0 and len(x) <= self._LARGEST_BATCH:
+                return self._run(x)
+            parts, start = [], 0
+            while start < len(x):
+                size = min(self._LARGEST_BATCH, 1 << ((len(x) - start).bit_length() - 1))
+                parts.append(self._run(x[start:start + size]))
+                start += size
+        return [np.concatenate(p) for p in zip(*parts)]
+
+
+class _GraphNetwork:
+    """One of MTCNN's networks compiled with ``tf.function``: where TensorFlow Lite is missing."""
+
+    def __init__(self, stage, side: int | None, outputs: Sequence[int]):
+        import tensorflow as tf
+
+        self._network = tf.function(stage().model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
+
+
+def _lite_model(stage, side: int | None) -> bytes:
+    """The TensorFlow Lite model of one of mtcnn's stages (its class; ``side``: the input's, None for any),
+    converted from its Keras model with the weights frozen in: once per mtcnn and TensorFlow version, then
+    read from ``$XDG_CACHE_HOME/emotrack/mtcnn`` (``~/.cache``), as converting takes seconds. Where that
+    folder cannot be written, it is converted in every process."""
+    from importlib.metadata import version
+
+    import tensorflow as tf
+
+    from emotrack.files import atomic_path
+
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotrack" / "mtcnn"
+    path = folder / f"{stage.__name__}-mtcnn{version('mtcnn')}-tf{tf.__version__}.tflite"
+    try:
+        content = path.read_bytes()
+        if content[4:8] == b"TFL3":  # a flatbuffer of TensorFlow Lite's schema, not a torn or foreign file
+            return content
+    except OSError:
+        pass
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec([None, side, side, 3], tf.float32)
+    network = tf.function(stage().model, input_signature=[spec]).get_concrete_function()
+    content = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(network)]).convert()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(content)
+    except OSError:
+        pass
+    return content
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        return [t.numpy() for t in self._network(np.asarray(x, np.float32))]
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 (where TensorFlow Lite's C++ code notes the delegate it applies) sent to a temporary
+    file while inside; its text is shown only if the block fails."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class _MTCNNStages:
-    """MTCNN's three networks (weights from the mtcnn wheel), each compiled once with ``tf.function``.
+    """MTCNN's three networks (weights from the mtcnn wheel) and the steps between them.
 
     The stages run separately so that proposals (P-Net, R-Net) can come from shrunk frames and O-Net can
-    run at full resolution on any box. P-Net and R-Net run through mtcnn's own stage classes; only their
-    network is swapped for its compiled form (same weights, same numbers, two to three times faster on a
-    CPU than the eager call).
+    run at full resolution on any box. The networks run in TensorFlow Lite (`_LiteNetwork`; ``tf.function``
+    where it is missing); the steps between them are mtcnn's (its pyramid, windows, NMS and box
+    regression, with the pyramid resampled in NumPy), applied to each frame on its own, so that a frame's
+    faces never depend on the frames it is batched with.
     """
 
     def __init__(self):
-        import tensorflow as tf
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
-        def compiled(model, side):
-            spec = tf.TensorSpec([None, side, side, 3], tf.float32)
-            return tf.function(model, input_signature=[spec])
+        try:
+            import tensorflow as tf
 
-        self.pnet, self.rnet = StagePNet(), StageRNet()
-        self.pnet._model = compiled(self.pnet.model, None)
-        self.rnet._model = compiled(self.rnet.model, 24)
-        self.onet = compiled(StageONet().model, 48)
-        self._no_face = tf.errors.InvalidArgumentError
+            network = _LiteNetwork if hasattr(tf, "lite") and hasattr(tf.lite, "Interpreter") else _GraphNetwork
+        except ImportError:  # pragma: no cover - TensorFlow is a dependency
+            network = _GraphNetwork
+        self.pnet = network(StagePNet, None, (4, 2))
+        self.rnet = network(StageRNet, 24, (4, 2))
+        self.onet = network(StageONet, 48, (4, 10, 2))
 
     def warm_up(self) -> None:
-        """Trace the three networks once, on blank input, so that the first frames of a live source do not
-        wait for it."""
-        for network, side in ((self.pnet._model, 12), (self.rnet._model, 24), (self.onet, 48)):
+        """Run the three networks once, on blank input, so that the first frames of a live source do not
+        wait for them."""
+        for network, side in ((self.pnet, 12), (self.rnet, 24), (self.onet, 48)):
             network(np.zeros((1, side, side, 3), np.float32))
 
-    def propose(self, small: np.ndarray) -> np.ndarray:
-        """R-Net's square proposals for a stack of same-size frames.
+    def propose(self, small: np.ndarray, pyramids: Sequence[list[np.ndarray] | None] | None = None) -> np.ndarray:
+        """R-Net's square proposals for a stack of same-size frames, each frame on its own.
 
         Args:
-            small: RGB uint8 (N, h, w, 3).
+            small: RGB (N, h, w, 3), uint8 or float pixel values.
+            pyramids: each frame's `_pyramid`, where already made (None: made here).
         Returns:
             (n, 6): image index, x1, y1, x2, y2, R-Net score, in pixels of ``small``.
         """
-        images = (small.astype(np.float32) - 127.5) / 128.0
-        shapes = np.array([small.shape[1:]] * len(small))
-        try:
-            rows = self.pnet(images_normalized=images, images_oshapes=shapes)
-            if len(rows) == 0:
-                return np.empty((0, 6))
-            return self.rnet(images_normalized=images, bboxes_batch=rows)
-        except self._no_face:  # what mtcnn's detect_faces also reads as "no face"
-            return np.empty((0, 6))
+        from mtcnn.utils.bboxes import resize_to_square, smart_nms_from_bboxes
+
+        levels = _pyramid_shapes(*small.shape[1:3])
+        found = []
+        for index, frame in enumerate(small):
+            pyramid = pyramids[index] if pyramids is not None and pyramids[index] is not None else _pyramid(frame)
+            windows = []
+            for (scale, _), level in zip(levels, pyramid):
+                offsets, scores = self.pnet(level[None])
+                boxes = _pnet_boxes(offsets[0], scores[0], scale, index)
+                if len(boxes):
+                    windows.append(smart_nms_from_bboxes(boxes, threshold=_PNET_NMS_LEVEL, method="union",
+                                                         initial_sort=False))
+            if not windows:
+                continue
+            rows = smart_nms_from_bboxes(np.concatenate(windows), threshold=_PNET_NMS, method="union",
+                                         initial_sort=True)
+            rows = resize_to_square(rows)
+            # R-Net on 24 px patches of the proposals, as mtcnn's StageRNet.
+            offsets, scores = self.rnet(_sample_patches(small, rows, 24))
+            rows[:, 5] = scores[:, 1]
+            w, h = rows[:, 3] - rows[:, 1] + 1, rows[:, 4] - rows[:, 2] + 1
+            rows[:, 1:5] += offsets * np.stack([w, h, w, h], axis=-1)
+            rows = rows[rows[:, 5] > _RNET_THRESHOLD]
+            if len(rows):
+                rows = smart_nms_from_bboxes(rows, threshold=_RNET_NMS, method="union", initial_sort=True)
+                found.append(resize_to_square(rows))
+        return np.concatenate(found) if found else np.empty((0, 6))
 
     def refine(self, frames: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
         """O-Net at full resolution on boxes (made square first).
@@ -240,7 +502,7 @@ class _MTCNNStages:
         if len(rows) == 0:
             return np.empty((0, 20))
         squares = _square(np.asarray(rows, np.float64)[:, :5])
-        offsets, landmarks, scores = (t.numpy() for t in self.onet(_sample_patches(frames, squares, 48)))
+        offsets, landmarks, scores = self.onet(_sample_patches(frames, squares, 48))
         # mtcnn.utils: adjust_landmarks and adjust_bboxes, with the +1 of its pixel-inclusive sizes.
         w = squares[:, 3:4] - squares[:, 1:2] + 1
         h = squares[:, 4:5] - squares[:, 2:3] + 1
@@ -313,10 +575,18 @@ class FaceDetector:
             return 1.0
         return min(1.0, _MTCNN_MIN_FACE_PX / (self.min_face * min(shape[0], shape[1])))
 
-    def _detect_rows(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """What the proposal stages read of a frame (``min_face`` set): the frame shrunk (`detection_scale`)
+        and its image pyramid. Made ahead, e.g. in the thread that decodes, it spares `_detect_rows` the work;
+        the faces found are the same."""
+        small = _shrink(frame, self.detection_scale(frame.shape))
+        return small, _pyramid(small)
+
+    def _detect_rows(self, frames: Sequence[np.ndarray],
+                     prepared: Sequence[tuple[np.ndarray, list[np.ndarray]] | None] | None = None) -> list[np.ndarray]:
         """Every face O-Net keeps in each frame, as MTCNN output rows (see `_MTCNNStages.refine`), with
         ``min_face`` set. Frames of one size go through the proposal stages together, ``batch_size`` at a
-        time."""
+        time; ``prepared``: each frame's `prepare`, where made ahead (None: made here)."""
         from mtcnn.utils.bboxes import smart_nms_from_bboxes
 
         stages = self._staged()
@@ -328,8 +598,9 @@ class FaceDetector:
             scale = self.detection_scale(shape)
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
-                small = np.stack([_shrink(frames[i], scale) for i in chunk])
-                proposals = stages.propose(small)
+                ready = [prepared[i] if prepared is not None else None for i in chunk]
+                small = np.stack([p[0] if p is not None else _shrink(frames[i], scale) for i, p in zip(chunk, ready)])
+                proposals = stages.propose(small, [p[1] if p is not None else None for p in ready])
                 if len(proposals) == 0:
                     continue
                 # Back to full-resolution pixels, per axis (rounding makes the two factors differ a little).

@@ -21,14 +21,17 @@ from emotrack.faces.detect import (
 )
 
 # Two key frames continue one track when their faces overlap by at least this IoU; below it (a cut, a
-# jump, another face chosen) the frames between them are detected one by one. A face that moves by up
-# to 40 % of its width from one key frame to the next still passes.
+# jump, another face chosen) the face is followed from one frame to the next instead. A face that moves by
+# up to 40 % of its width from one key frame to the next still passes.
 _CONTINUITY_IOU = 0.4
 
 #: Key frames every this many frames by default. On the 640x360 benchmark video (``make bench-preprocess``)
-#: 10 agrees with MTCNN on every frame as often as 5 (99.7 % of frames at IoU >= 0.7), at about two thirds of
-#: the tracker's CPU time: the proposal stages of a key frame cost some ten times O-Net's tracking of a frame.
-DEFAULT_EVERY = 10
+#: 10, 15 and 20 agree with MTCNN on every frame equally often (99.7 % of frames at IoU >= 0.7; mean IoU
+#: 0.929, 0.921, 0.918), and the tracker's thread, what preprocessing waits for, spends 77 % (15) and 63 %
+#: (20) of its time at 10: the proposal stages of a key frame cost some twelve times O-Net's tracking of a
+#: frame, and following a face frame by frame, where faster motion breaks the interpolation, costs no more
+#: than interpolating. 15 keeps a new face's wait for the next key frame at half a second at 30 fps.
+DEFAULT_EVERY = 15
 
 
 _END = object()
@@ -91,7 +94,9 @@ class FaceTracker:
     """Faces in every frame of a video: MTCNN on key frames, O-Net tracking in between.
 
     See the module docstring for how it works. Results keep the frame order; a frame without a face gives
-    None, never a dropped frame. Memory holds about ``batch_size + read_ahead`` frames.
+    None, never a dropped frame. Frames go through one key-frame interval at a time: the faces of ``every``
+    frames come as soon as the key frame that ends them is decoded, so that cropping starts early and waits
+    little after the last frame. Memory holds about ``every + read_ahead`` frames.
 
     Args:
         every: a key frame every ``every`` frames (1: MTCNN's proposal stages on every frame).
@@ -99,8 +104,9 @@ class FaceTracker:
         min_confidence: a face, found or tracked, needs O-Net's confidence above it.
         select: which face to follow when several are present (see `choose_face`). It is applied at
             every key frame and every frame detected afresh; between key frames the tracked face is kept.
-        batch_size: frames per chunk (rounded up to a multiple of ``every``): MTCNN calls are batched over
-            a chunk's key frames, and O-Net over all its frames.
+        batch_size: the most frames of one MTCNN call of the detector (rounded up to a multiple of
+            ``every``), and how far ahead callers read the faces (`emotrack.preprocess.crops.face_crops`); a
+            frame's faces do not depend on it.
         read_ahead: frames decoded ahead in a background thread (0: none).
     """
 
@@ -134,22 +140,31 @@ class FaceTracker:
             (item, face) per item, in order; face is a `TrackedFace` (box in pixels of the frame) or None.
         """
         get = frame if frame is not None else (lambda item: item)
-        ahead = read_ahead(items, self.read_ahead) if self.read_ahead > 0 else None
-        source = ahead if ahead is not None else iter(items)
+
+        def prepared(items):
+            # The key frames' shrunk images and pyramids are made as they are read: in the read-ahead thread,
+            # beside the tracking of the frames before.
+            for k, item in enumerate(items):
+                yield item, (self.detector.prepare(get(item)) if k % self.every == 0 else None)
+
+        ahead = read_ahead(prepared(items), self.read_ahead) if self.read_ahead > 0 else None
+        source = ahead if ahead is not None else prepared(items)
         previous: tuple[np.ndarray | None, TrackedFace | None] | None = None  # last key frame's row, face
         start, buffer = 0, []
         try:
-            for item in source:
-                buffer.append(item)
+            for pair in source:
+                buffer.append(pair)
                 # Chunks end on a key frame so that every frame between two key frames is in one chunk;
                 # the first chunk also holds frame 0.
-                if len(buffer) == self.batch_size + (1 if previous is None else 0):
-                    faces, previous = self._chunk([get(i) for i in buffer], start, previous, final=False)
-                    yield from zip(buffer, faces)
+                if len(buffer) == self.every + (1 if previous is None else 0):
+                    faces, previous = self._chunk([get(i) for i, _ in buffer], start, previous, final=False,
+                                                  prepared=[p for _, p in buffer])
+                    yield from zip((i for i, _ in buffer), faces)
                     start, buffer = start + len(buffer), []
             if buffer:
-                faces, _ = self._chunk([get(i) for i in buffer], start, previous, final=True)
-                yield from zip(buffer, faces)
+                faces, _ = self._chunk([get(i) for i, _ in buffer], start, previous, final=True,
+                                       prepared=[p for _, p in buffer])
+                yield from zip((i for i, _ in buffer), faces)
         finally:
             if ahead is not None:  # stops the read-ahead thread when the caller stops early
                 ahead.close()
@@ -158,9 +173,10 @@ class FaceTracker:
         """`track` over frames, returning only the faces."""
         return [face for _, face in self.track(frames)]
 
-    def _chunk(self, frames: list[np.ndarray], start: int, previous, final: bool):
+    def _chunk(self, frames: list[np.ndarray], start: int, previous, final: bool, prepared: list | None = None):
         """Faces of frames start .. start + len(frames) - 1; ``previous`` is the last key frame's (row, face)
-        from the chunk before. Returns the faces and this chunk's last key frame's (row, face)."""
+        from the chunk before; ``prepared``: each frame's `FaceDetector.prepare` where made ahead. Returns the
+        faces and this chunk's last key frame's (row, face)."""
         n = len(frames)
         key = [(start + i) % self.every == 0 for i in range(n)]
         if final:
@@ -170,13 +186,16 @@ class FaceTracker:
 
         keys = [i for i in range(n) if key[i]]
         before = previous[1] if previous is not None else None
-        for i, candidates in zip(keys, self.detector._detect_rows([frames[i] for i in keys])):
+        ready = [prepared[i] for i in keys] if prepared is not None else None
+        for i, candidates in zip(keys, self.detector._detect_rows([frames[i] for i in keys], ready)):
             rows[i], faces[i] = self._choose(candidates, before, frames[i].shape[1])
             before = faces[i] if faces[i] is not None else before
 
         # Between two key frames whose faces continue one another: O-Net on interpolated proposals.
         # Where they do not (a cut, a jump, the face leaving), the earlier key frame's face is followed
-        # frame by frame until O-Net loses it; frames without a face to follow are detected afresh.
+        # frame by frame until O-Net loses it; where only the later key frame has a face (the face coming
+        # into view), it is followed back in time the same way. Frames without a face to follow are
+        # detected afresh.
         redetect, proposals, tracked, follow = [], [], [], []
         anchors = ([(-1, previous[0], previous[1])] if previous is not None else []) + \
                   [(i, rows[i], faces[i]) for i in keys]
@@ -185,6 +204,8 @@ class FaceTracker:
             if face_a is None or face_b is None or box_iou(face_a.box, face_b.box) < _CONTINUITY_IOU:
                 if face_a is not None and len(between):
                     follow.append((row_a, between))
+                elif face_b is not None and len(between):
+                    follow.append((row_b, between[::-1]))
                 else:
                     redetect.extend(between)
                 continue
@@ -199,7 +220,7 @@ class FaceTracker:
                     redetect.append(i)
         for row, between in follow:
             # O-Net sees each frame framed as it saw the key frame: its square there, relative to the box
-            # it gave, moved with the box of the frame before.
+            # it gave, moved with the box of the frame before (after, when followed back).
             framing = row[16:20] - row[1:5]
             for k, i in enumerate(between):
                 row = self.detector._staged().refine(frames, np.r_[i, row[1:5] + framing][None])[0]
