@@ -12,9 +12,9 @@ Scale and resumption:
 - ``workers``: sessions run in a pool of processes, each with its own MTCNN detector; the parent
   collects the entries and writes the manifest once, in the corpus' session order. Records are
   serialised deterministically, so a session gives the same bytes (and checksum) in any process of one
-  machine. (The tracker's boxes are O-Net's numbers, which change in their last bits with the number of
-  threads TensorFlow splits an op over, i.e. with the machine's core count: records of one session made
-  on machines with different core counts may differ there.)
+  machine. (The tracker's boxes are MTCNN's numbers, which TensorFlow Lite gives alike on any number of
+  threads; other TensorFlow ops, and machines with other CPU instruction sets, may differ in the last
+  bits, so records of one session made on different machines may differ there.)
 - ``shard=(i, n)``: this run takes sessions ``i, i + n, i + 2n, ...`` of the corpus' stable session
   order (the partition file's order, or the sessions' names in natural order) and writes its part of
   the manifest, ``manifest.shard-i-of-n.json``. When all ``n`` parts are in the folder after a shard
@@ -89,9 +89,9 @@ _WORKER: dict[str, Any] = {}  # per worker process: its face detector
 def _init_worker(options: PreprocessOptions, threads: int) -> None:
     import tensorflow as tf
 
-    # Workers share the machine's cores instead of each taking all of them, except within one op: the faces'
-    # boxes change in their last bits with the number of threads an op is split over, so each worker keeps
-    # TensorFlow's default count of those (intra-op) threads, a serial run's, and writes the same bytes.
+    # Workers share the machine's cores instead of each taking all of them, except within one op: each keeps
+    # TensorFlow's default count of intra-op threads, a serial run's, so that any op whose last bits depend
+    # on how it is split (MTCNN's networks in TensorFlow Lite do not) gives a serial run's bytes.
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     _WORKER["detector"] = options.face_finder()
 
