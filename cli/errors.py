@@ -7,7 +7,6 @@ line with the path of a log file holding the traceback (``--verbose`` lets the t
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import importlib.abc
 import importlib.machinery
@@ -17,6 +16,8 @@ import tempfile
 import traceback
 
 import click
+
+from emotrack.files import stderr_to_file
 
 
 def _write_traceback(err: BaseException) -> str:
@@ -51,28 +52,8 @@ class EmotrackGroup(click.Group):
                 f"--verbose to see it, and please report it with that file") from err
 
 
-@contextlib.contextmanager
-def _stderr_to_file():
-    """Send file descriptor 2 (where TensorFlow's C++ code writes) to a temporary file while inside; its
-    text is shown if the block fails, and dropped otherwise."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            caught.seek(0)
-            sys.stderr.write(caught.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 class _QuietLoader(importlib.abc.Loader):
-    """Loads a module with its real loader while stderr goes to a file (`_stderr_to_file`)."""
+    """Loads a module with its real loader while stderr goes to a file (`emotrack.files.stderr_to_file`)."""
 
     def __init__(self, loader):
         self.loader = loader
@@ -81,7 +62,7 @@ class _QuietLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        with _stderr_to_file():
+        with stderr_to_file():
             self.loader.exec_module(module)
         module.__loader__ = module.__spec__.loader = self.loader
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +105,23 @@ def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
         _replace(tmp, path)
     finally:
         _remove(tmp)
+
+
+@contextlib.contextmanager
+def stderr_to_file() -> Iterator[None]:
+    """Send file descriptor 2 (where the C++ code of TensorFlow and TensorFlow Lite writes) to a temporary
+    file while inside; its text is shown if the block fails, and dropped otherwise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

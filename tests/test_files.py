@@ -1,6 +1,8 @@
 """The one atomic writer: temporary names keep every suffix a writer checks, a file or a folder
 replaces its target only when complete, and nothing is left under a temporary name."""
 
+import os
+
 import pytest
 
 from emotrack.files import atomic_path, temporary_path
@@ -45,3 +47,19 @@ def test_a_folder_replaces_a_folder_and_a_failure_keeps_the_old_one(tmp_path):
         (tmp / "saved_model.pb").write_text("new")
     assert [p.name for p in target.iterdir()] == ["saved_model.pb"]
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # the old folder is removed
+
+
+def test_stderr_to_file_drops_native_output_unless_the_block_fails(capfd):
+    """What C++ code writes to file descriptor 2 inside the block is dropped when it succeeds and shown
+    when it fails, and the descriptor is restored either way."""
+    from emotrack.files import stderr_to_file
+
+    with stderr_to_file():
+        os.write(2, b"delegate applied\n")
+    assert "delegate applied" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError), stderr_to_file():
+        os.write(2, b"why it failed\n")
+        raise RuntimeError("boom")
+    assert "why it failed" in capfd.readouterr().err
+    os.write(2, b"after\n")
+    assert "after" in capfd.readouterr().err

@@ -30,11 +30,9 @@ TensorFlow and the detector are imported lazily: importing emotrack does not loa
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import os
-import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -42,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from emotrack.files import atomic_path, stderr_to_file
 
 SELECT = ("largest", "confident", "left", "right", "tracked")
 
@@ -322,7 +322,7 @@ class _LiteNetwork:
         if found is None:
             import tensorflow as tf
 
-            with warnings.catch_warnings(), _quiet_stderr():
+            with warnings.catch_warnings(), stderr_to_file():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's notice of LiteRT, its successor
                 interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=_network_threads())
                 source = interpreter.get_input_details()[0]["index"]
@@ -373,7 +373,6 @@ def _lite_model(stage, side: int | None) -> bytes:
 
     import tensorflow as tf
 
-    from emotrack.files import atomic_path
 
     folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotrack" / "mtcnn"
     path = folder / f"{stage.__name__}-mtcnn{version('mtcnn')}-tf{tf.__version__}.tflite"
@@ -398,28 +397,6 @@ def _lite_model(stage, side: int | None) -> bytes:
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return [t.numpy() for t in self._network(np.asarray(x, np.float32))]
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """File descriptor 2 (where TensorFlow Lite's C++ code notes the delegate it applies) sent to a temporary
-    file while inside; its text is shown only if the block fails."""
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            caught.seek(0)
-            sys.stderr.write(caught.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 class _MTCNNStages:
