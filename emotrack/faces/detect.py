@@ -355,15 +355,6 @@ class _LiteNetwork:
         return [np.concatenate(p) for p in zip(*parts)]
 
 
-class _GraphNetwork:
-    """One of MTCNN's networks compiled with ``tf.function``: where TensorFlow Lite is missing."""
-
-    def __init__(self, stage, side: int | None, outputs: Sequence[int]):
-        import tensorflow as tf
-
-        self._network = tf.function(stage().model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
-
-
 def _lite_model(stage, side: int | None) -> bytes:
     """The TensorFlow Lite model of one of mtcnn's stages (its class; ``side``: the input's, None for any),
     converted from its Keras model with the weights frozen in: once per mtcnn and TensorFlow version, then
@@ -372,7 +363,6 @@ def _lite_model(stage, side: int | None) -> bytes:
     from importlib.metadata import version
 
     import tensorflow as tf
-
 
     folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotrack" / "mtcnn"
     path = folder / f"{stage.__name__}-mtcnn{version('mtcnn')}-tf{tf.__version__}.tflite"
@@ -395,16 +385,13 @@ def _lite_model(stage, side: int | None) -> bytes:
         pass
     return content
 
-    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        return [t.numpy() for t in self._network(np.asarray(x, np.float32))]
-
 
 class _MTCNNStages:
     """MTCNN's three networks (weights from the mtcnn wheel) and the steps between them.
 
     The stages run separately so that proposals (P-Net, R-Net) can come from shrunk frames and O-Net can
-    run at full resolution on any box. The networks run in TensorFlow Lite (`_LiteNetwork`; ``tf.function``
-    where it is missing); the steps between them are mtcnn's (its pyramid, windows, NMS and box
+    run at full resolution on any box. The networks run in TensorFlow Lite (`_LiteNetwork`, in the pinned
+    TensorFlow); the steps between them are mtcnn's (its pyramid, windows, NMS and box
     regression, with the pyramid resampled in NumPy), applied to each frame on its own, so that a frame's
     faces never depend on the frames it is batched with.
     """
@@ -412,15 +399,9 @@ class _MTCNNStages:
     def __init__(self):
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
-        try:
-            import tensorflow as tf
-
-            network = _LiteNetwork if hasattr(tf, "lite") and hasattr(tf.lite, "Interpreter") else _GraphNetwork
-        except ImportError:  # pragma: no cover - TensorFlow is a dependency
-            network = _GraphNetwork
-        self.pnet = network(StagePNet, None, (4, 2))
-        self.rnet = network(StageRNet, 24, (4, 2))
-        self.onet = network(StageONet, 48, (4, 10, 2))
+        self.pnet = _LiteNetwork(StagePNet, None, (4, 2))
+        self.rnet = _LiteNetwork(StageRNet, 24, (4, 2))
+        self.onet = _LiteNetwork(StageONet, 48, (4, 10, 2))
 
     def warm_up(self) -> None:
         """Run the three networks once, on blank input, so that the first frames of a live source do not
