@@ -44,7 +44,7 @@ def _parsed(parser_name: str):
 @click.option("--tracker/--no-tracker", default=True, show_default=True,
               help="Track the face (MTCNN every --detect-every frames, O-Net in between; fast), or run MTCNN at "
                    "its defaults on every frame.")
-@click.option("--detect-every", default=15, show_default=True, type=click.IntRange(1),
+@click.option("--detect-every", default=30, show_default=True, type=click.IntRange(1),
               help="Tracker: MTCNN's proposal stages every N frames.")
 @click.option("--min-face", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Tracker, --faces all and a spec's left/right sides: smallest face to find, as a fraction of "

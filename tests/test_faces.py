@@ -289,6 +289,30 @@ def test_pyramid_is_resampled_as_tensorflow_resamples_it(photo):
     np.testing.assert_allclose(_area_resize(block, (2, 2)), tf.nn.avg_pool2d(block[None], 2, 2, "VALID")[0])
 
 
+def test_patches_are_sampled_as_tensorflow_crops_and_resizes_them(photo):
+    """MTCNN's patches (mtcnn's ``extract_patches``: ``tf.image.crop_and_resize`` of the normalised frame at the
+    box corners divided by the frame size, 0 outside it), for boxes in frames of two sizes at once, some
+    reaching out of the frame: each patch as TensorFlow samples it from its own frame."""
+    import tensorflow as tf
+
+    from emotrack.faces.detect import _sample_patches
+
+    frames = [photo, np.ascontiguousarray(photo[100:400, 50:450][::-1])]
+    rng = np.random.default_rng(1)
+    corners = rng.uniform(-80, 420, (25, 2))
+    rows = np.concatenate([rng.integers(0, 2, (25, 1)), corners, corners + rng.uniform(8, 300, (25, 1))], axis=1)
+    for side in (24, 48):
+        ours = _sample_patches(frames, rows, side)
+        assert ours.shape == (25, side, side, 3) and ours.dtype == np.float32
+        for k, (index, x1, y1, x2, y2) in enumerate(rows):
+            frame = frames[int(index)]
+            h, w = frame.shape[:2]
+            normalised = (frame[None].astype(np.float32) - 127.5) / 128.0
+            expected = tf.image.crop_and_resize(normalised, [[y1 / h, x1 / w, y2 / h, x2 / w]], [0], (side, side))
+            np.testing.assert_allclose(ours[k], expected.numpy()[0], atol=1e-4)  # a pixel step is 0.0078
+    assert (ours == 0).any(), "some boxes reach out of the frame, where patches are 0"
+
+
 def test_networks_give_the_keras_models_numbers_whatever_they_are_batched_with(photo):
     """MTCNN's networks in TensorFlow Lite give the Keras models' outputs (weights of the mtcnn wheel) on real
     face patches, and the same numbers for a patch alone as among any other patches."""

@@ -11,9 +11,9 @@ stream changes:
   `emotrack.inference.streaming.BlockPredictor`), not on pieces of ``evaluate.chunk`` steps: a row waits
   for its block, about one clip span (a clip-level model's, two: its block and the clips that reach past
   it), not for ten seconds of video.
-- The face tracker works in chunks of ``every`` frames (the files' 30 would hold a second of video), and
-  its key frames come at most every :data:`LIVE_EVERY` frames (preprocessing's 10 would hold a third of
-  a second at 30 fps before the first face of a chunk is known).
+- The face tracker works in chunks of ``every`` frames, and its key frames come at most every
+  :data:`LIVE_EVERY` frames (preprocessing's `emotrack.faces.track.DEFAULT_EVERY`, 30, would hold a
+  second of video at 30 fps before the first face of a chunk is known).
 - The annotator delay is undone as for a file: a frame's row holds the model's output of the frame
   ``label_delay_s`` before it (`emotrack.data.align.undo_label_delay`), which is already known then.
 - The post-processing chain fitted on devel is not applied: its filters and its centring look at the whole

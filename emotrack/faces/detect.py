@@ -142,8 +142,10 @@ def _sample_patches(frames: Sequence[np.ndarray], rows: np.ndarray, side: int) -
     """Bilinear ``side`` x ``side`` patches of MTCNN-normalised pixels ((v - 127.5) / 128) at boxes.
 
     The same sampling as mtcnn's ``extract_patches`` (``tf.image.crop_and_resize`` on normalised frames,
-    box corners divided by the frame size, 0 outside the frame), done on the uint8 frames one frame at a
-    time (all its boxes at once), so the frames need not be stacked into one float tensor.
+    box corners divided by the frame size, 0 outside the frame), done on the uint8 frames, so the frames
+    need not be stacked into one float tensor. Only the gathering of pixels goes frame by frame (all of a
+    frame's boxes at once, the frame read only where its patches fall); the arithmetic runs once on every
+    patch.
 
     Args:
         frames: RGB uint8 (H, W, 3) frames.
@@ -152,36 +154,34 @@ def _sample_patches(frames: Sequence[np.ndarray], rows: np.ndarray, side: int) -
         float32 (n, side, side, 3).
     """
     rows = np.asarray(rows, np.float64)
-    out = np.zeros((len(rows), side, side, 3), np.float32)
-    steps = np.arange(side, dtype=np.float64) / (side - 1)
+    n = len(rows)
+    if n == 0:
+        return np.zeros((0, side, side, 3), np.float32)
     indices = rows[:, 0].astype(np.intp)
+    sizes = np.array([frames[i].shape[:2] for i in indices], np.float64)
+    h, w = sizes[:, :1], sizes[:, 1:]
+    steps = np.arange(side, dtype=np.float64) / (side - 1)
+    ys = (rows[:, 2:3] + steps * (rows[:, 4:5] - rows[:, 2:3])) * (h - 1) / h
+    xs = (rows[:, 1:2] + steps * (rows[:, 3:4] - rows[:, 1:2])) * (w - 1) / w
+    y0 = np.clip(np.floor(ys), 0, h - 1).astype(np.intp)
+    x0 = np.clip(np.floor(xs), 0, w - 1).astype(np.intp)
+    y1, x1 = np.minimum(y0 + 1, h.astype(np.intp) - 1), np.minimum(x0 + 1, w.astype(np.intp) - 1)
+    # Each patch's rows y0 then y1 and columns x0 then x1: the four neighbours of every sample at once.
+    flat = (np.concatenate([y0, y1], axis=1) * w.astype(np.intp))[:, :, None] + np.concatenate([x0, x1], axis=1)[:, None, :]
+    taken = np.empty((n, 2 * side, 2 * side, 3), np.uint8)
     for index in np.unique(indices):
-        # Every box of one frame at once; the frame is only read where its patches fall.
         ks = np.flatnonzero(indices == index)
-        frame, picked = frames[index], rows[ks]
-        h, w = frame.shape[:2]
-        ys = (picked[:, 2:3] + steps * (picked[:, 4:5] - picked[:, 2:3])) * (h - 1) / h
-        xs = (picked[:, 1:2] + steps * (picked[:, 3:4] - picked[:, 1:2])) * (w - 1) / w
-        channels = frame.shape[2]
-        # Rows of a patch as (side, side * channels), so that every step runs along a whole row.
-        inside = ((ys >= 0) & (ys <= h - 1))[:, :, None] & np.repeat((xs >= 0) & (xs <= w - 1), channels, 1)[:, None]
-        y0 = np.clip(np.floor(ys), 0, h - 1).astype(np.intp)
-        x0 = np.clip(np.floor(xs), 0, w - 1).astype(np.intp)
-        y1, x1 = np.minimum(y0 + 1, h - 1) * w, np.minimum(x0 + 1, w - 1)
-        y0 *= w
-        dy = (ys - np.floor(ys)).astype(np.float32)[:, :, None]
-        dx = np.repeat((xs - np.floor(xs)).astype(np.float32), channels, 1)[:, None]
-        pixels = frame.reshape(h * w, channels)
-
-        def at(rows, cols):
-            taken = np.take(pixels, rows[:, :, None] + cols[:, None, :], axis=0)
-            return taken.reshape(len(ks), side, side * channels).astype(np.float32)
-
-        top = at(y0, x0) * (1 - dx) + at(y0, x1) * dx
-        bottom = at(y1, x0) * (1 - dx) + at(y1, x1) * dx
-        patch = (top * (1 - dy) + bottom * dy - 127.5) / 128.0
-        out[ks] = np.where(inside, patch, np.float32(0)).reshape(len(ks), side, side, channels)
-    return out
+        frame = frames[index]
+        taken[ks] = np.take(frame.reshape(-1, frame.shape[2]), flat[ks], axis=0)
+    # Rows of a patch as (side, side * 3), so that every step runs along a whole row.
+    corner = taken.reshape(n, 2, side, 2, side * 3).astype(np.float32)
+    inside = ((ys >= 0) & (ys <= h - 1))[:, :, None] & np.repeat((xs >= 0) & (xs <= w - 1), 3, 1)[:, None]
+    dy = (ys - np.floor(ys)).astype(np.float32)[:, :, None]
+    dx = np.repeat((xs - np.floor(xs)).astype(np.float32), 3, 1)[:, None]
+    top = corner[:, 0, :, 0] * (1 - dx) + corner[:, 0, :, 1] * dx
+    bottom = corner[:, 1, :, 0] * (1 - dx) + corner[:, 1, :, 1] * dx
+    patch = (top * (1 - dy) + bottom * dy - 127.5) / 128.0
+    return np.where(inside, patch, np.float32(0)).reshape(n, side, side, 3)
 
 
 def _square(rows: np.ndarray) -> np.ndarray:

@@ -25,13 +25,15 @@ from emotrack.faces.detect import (
 # up to 40 % of its width from one key frame to the next still passes.
 _CONTINUITY_IOU = 0.4
 
-#: Key frames every this many frames by default. On the 640x360 benchmark video (``make bench-preprocess``)
-#: 10, 15 and 20 agree with MTCNN on every frame equally often (99.7 % of frames at IoU >= 0.7; mean IoU
-#: 0.929, 0.921, 0.918), and the tracker's thread, what preprocessing waits for, spends 77 % (15) and 63 %
-#: (20) of its time at 10: the proposal stages of a key frame cost some twelve times O-Net's tracking of a
-#: frame, and following a face frame by frame, where faster motion breaks the interpolation, costs no more
-#: than interpolating. 15 keeps a new face's wait for the next key frame at half a second at 30 fps.
-DEFAULT_EVERY = 15
+#: Key frames every this many frames by default. On the 640x360 benchmark video (``make bench-preprocess``,
+#: ``--every N``) 10, 15, 20 and 30 agree with MTCNN on every frame equally often (99.7 % of frames at
+#: IoU >= 0.7; mean IoU 0.929, 0.921, 0.918, 0.919), and preprocessing costs 3.8, 3.4, 3.4 and 3.0 ms of CPU
+#: per frame: a key frame's proposal stages cost some twenty times O-Net's tracking of a frame, and following
+#: a face frame by frame, where the motion over a second breaks the interpolation, costs about as much as
+#: interpolating. A face coming into view is followed back from the key frame that first shows it, so the
+#: longer wait for that key frame loses no frame of it. Live sources use shorter intervals
+#: (`emotrack.apps.live.LIVE_EVERY`): there a frame's face is not known before its interval's key frame.
+DEFAULT_EVERY = 30
 
 
 _END = object()
