@@ -282,20 +282,11 @@ def _pnet_boxes(offsets: np.ndarray, scores: np.ndarray, scale: float, index: in
     return boxes
 
 
-def _network_threads() -> int:
-    """Threads a network runs on: two where the process may use two cores or more, and has them to itself
-    (a preprocessing worker sets TensorFlow's inter-op thread count to its share of the cores; that share,
-    where set, is the most). The face tracker's thread is what a video waits for (decoding and cropping run
-    beside it), so its networks take a second core where one is free; XNNPACK gives the same numbers on any
-    number of threads."""
-    import tensorflow as tf
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cores = os.cpu_count() or 1
-    share = tf.config.threading.get_inter_op_parallelism_threads()
-    return max(1, min(2, cores, share or cores))
+#: Threads each of MTCNN's networks runs on. One: the tracker's thread runs beside decoding and cropping,
+#: which keep the other core busy, and on the benchmark video (``make bench-preprocess``) preprocessing
+#: went from about 470 to 500 frames/s (3.0 to 2.9 ms of CPU per frame) with one thread instead of two.
+#: XNNPACK gives the same numbers on any number of threads.
+NETWORK_THREADS = 1
 
 
 class _LiteNetwork:
@@ -324,7 +315,7 @@ class _LiteNetwork:
 
             with warnings.catch_warnings(), stderr_to_file():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's notice of LiteRT, its successor
-                interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=_network_threads())
+                interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=NETWORK_THREADS)
                 source = interpreter.get_input_details()[0]["index"]
                 interpreter.resize_tensor_input(source, shape, strict=False)
                 interpreter.allocate_tensors()
