@@ -315,13 +315,14 @@ def test_patches_are_sampled_as_tensorflow_crops_and_resizes_them(photo):
 
 def test_networks_give_the_keras_models_numbers_whatever_they_are_batched_with(photo):
     """MTCNN's networks in TensorFlow Lite give the Keras models' outputs (weights of the mtcnn wheel) on real
-    face patches, and the same numbers for a patch alone as among any other patches."""
+    face patches, and the same numbers for a patch alone as among any other patches, and on one thread (the
+    tracker's) as on two (MTCNN on every frame)."""
     import tensorflow as tf
     from mtcnn.stages import StageONet, StagePNet, StageRNet
 
     from emotrack.faces.detect import _sample_patches, _shared_stages
 
-    stages = _shared_stages()
+    stages, two = _shared_stages(1), _shared_stages(2)
     rng = np.random.default_rng(0)
     corners = rng.uniform(0, 300, (37, 2))
     sides = rng.uniform(40, 260, (37, 1))
@@ -336,9 +337,13 @@ def test_networks_give_the_keras_models_numbers_whatever_they_are_batched_with(p
         alone = [network(patches[k:k + 1]) for k in range(len(patches))]
         for i, output in enumerate(ours):  # 37 patches run as 32 + 4 + 1: each as it is alone
             np.testing.assert_array_equal(output, np.concatenate([a[i] for a in alone]))
+        on_two = getattr(two, "rnet" if side == 24 else "onet")(patches)
+        for a, b in zip(ours, on_two):
+            np.testing.assert_array_equal(a, b)
     image = ((photo[:200, :300].astype(np.float32) - 127.5) / 128.0)[None]
-    for a, b in zip(stages.pnet(image), StagePNet().model(tf.constant(image))):
+    for a, b, c in zip(stages.pnet(image), StagePNet().model(tf.constant(image)), two.pnet(image)):
         np.testing.assert_allclose(a, b.numpy(), atol=1e-4)
+        np.testing.assert_array_equal(a, c)
 
 
 def test_converted_networks_are_kept_for_the_next_process(tmp_path, monkeypatch):

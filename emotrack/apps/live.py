@@ -196,7 +196,6 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
     from emotrack.apps.predict import FrameCutter, run_face_pipeline
     from emotrack.config.run import load_checkpoint
     from emotrack.data.align import delay_frames
-    from emotrack.faces.detect import warm_up_mtcnn
     from emotrack.faces.finder import find_faces
     from emotrack.files import check_writable
     from emotrack.inference.session import CompiledModel
@@ -231,7 +230,7 @@ def predict_live(run_dir: str | Path, source: str, out: str | Path, checkpoint: 
     cut = FrameCutter(config, options)
     # MTCNN's networks and the model are traced before the header goes out: from then on, rows come as the
     # frames do, the first ones included.
-    warm_up_mtcnn()
+    finder.warm_up()
     blocks = BlockPredictor(model, config, fps, block_frames=1)
     blocks.warm_up(cut.blank)
     writer = RowWriter(out, config["targets"])

@@ -282,11 +282,19 @@ def _pnet_boxes(offsets: np.ndarray, scores: np.ndarray, scale: float, index: in
     return boxes
 
 
-#: Threads each of MTCNN's networks runs on. One: the tracker's thread runs beside decoding and cropping,
-#: which keep the other core busy, and on the benchmark video (``make bench-preprocess``) preprocessing
-#: went from about 470 to 500 frames/s (3.0 to 2.9 ms of CPU per frame) with one thread instead of two.
-#: XNNPACK gives the same numbers on any number of threads.
-NETWORK_THREADS = 1
+def _network_threads() -> int:
+    """Threads a network of a `FaceDetector` runs on by default: two where the process may use two cores or
+    more, and has them to itself (a preprocessing worker sets TensorFlow's inter-op thread count to its share
+    of the cores; that share, where set, is the most). `FaceTracker` asks for one (`TRACKER_THREADS`).
+    XNNPACK gives the same numbers on any number of threads."""
+    import tensorflow as tf
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    share = tf.config.threading.get_inter_op_parallelism_threads()
+    return max(1, min(2, cores, share or cores))
 
 
 class _LiteNetwork:
@@ -302,8 +310,9 @@ class _LiteNetwork:
     _LARGEST_BATCH = 32
     _KEPT = 64  # interpreters kept per network
 
-    def __init__(self, stage, side: int | None, outputs: Sequence[int]):
+    def __init__(self, stage, side: int | None, outputs: Sequence[int], threads: int = 1):
         self._content = _lite_model(stage, side)
+        self._threads = int(threads)
         self._outputs = tuple(outputs)  # the last dimension of each output, in the Keras model's order
         self._interpreters: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
@@ -315,7 +324,7 @@ class _LiteNetwork:
 
             with warnings.catch_warnings(), stderr_to_file():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's notice of LiteRT, its successor
-                interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=NETWORK_THREADS)
+                interpreter = tf.lite.Interpreter(model_content=self._content, num_threads=self._threads)
                 source = interpreter.get_input_details()[0]["index"]
                 interpreter.resize_tensor_input(source, shape, strict=False)
                 interpreter.allocate_tensors()
@@ -387,12 +396,12 @@ class _MTCNNStages:
     faces never depend on the frames it is batched with.
     """
 
-    def __init__(self):
+    def __init__(self, threads: int = 1):
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
-        self.pnet = _LiteNetwork(StagePNet, None, (4, 2))
-        self.rnet = _LiteNetwork(StageRNet, 24, (4, 2))
-        self.onet = _LiteNetwork(StageONet, 48, (4, 10, 2))
+        self.pnet = _LiteNetwork(StagePNet, None, (4, 2), threads)
+        self.rnet = _LiteNetwork(StageRNet, 24, (4, 2), threads)
+        self.onet = _LiteNetwork(StageONet, 48, (4, 10, 2), threads)
 
     def warm_up(self) -> None:
         """Run the three networks once, on blank input, so that the first frames of a live source do not
@@ -461,15 +470,11 @@ class _MTCNNStages:
         return np.concatenate([squares[:, :1], boxes, scores[:, 1:2], marks_x, marks_y, squares[:, 1:5]], axis=1)
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_stages() -> _MTCNNStages:
-    """One compiled MTCNN per process: the networks are only read, so every detector can share them."""
-    return _MTCNNStages()
-
-
-def warm_up_mtcnn() -> None:
-    """Load and trace the process's MTCNN networks now rather than on the first frame."""
-    _shared_stages().warm_up()
+@functools.lru_cache(maxsize=None)
+def _shared_stages(threads: int) -> _MTCNNStages:
+    """One MTCNN per process and thread count: the networks are only read, so every detector that runs them
+    on as many threads can share them."""
+    return _MTCNNStages(threads)
 
 
 def _shrink(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -494,10 +499,11 @@ class FaceDetector:
             A fraction of the frame's shorter side instead finds faces down to that size, many times faster:
             the proposal stages run on frames shrunk so that such a face is 20 px, and O-Net runs at full
             resolution (see the module docstring). 0.2 suits webcam recordings (a face of 72 px at 360p).
+        threads: threads each network runs on, with ``min_face`` set (None: `_network_threads`).
     """
 
     def __init__(self, min_confidence: float = 0.9, batch_size: int = 32, select: str = "largest",
-                 min_face: float | None = None):
+                 min_face: float | None = None, threads: int | None = None):
         if select not in SELECT:
             raise ValueError(f"select must be one of {', '.join(SELECT)}, not {select!r}")
         if min_face is not None and not 0 < min_face <= 1:
@@ -506,6 +512,7 @@ class FaceDetector:
         self.batch_size = batch_size
         self.select = select
         self.min_face = min_face
+        self.threads = threads
         self._mtcnn = None
 
     def _detector(self):
@@ -516,7 +523,11 @@ class FaceDetector:
         return self._mtcnn
 
     def _staged(self) -> _MTCNNStages:
-        return _shared_stages()
+        return _shared_stages(self.threads if self.threads is not None else _network_threads())
+
+    def warm_up(self) -> None:
+        """Load this detector's MTCNN networks now rather than on the first frame."""
+        self._staged().warm_up()
 
     def detection_scale(self, shape: Sequence[int]) -> float:
         """The factor frames of ``shape`` (H, W, ...) are shrunk by for the proposal stages (1: not at all)."""
