@@ -48,7 +48,7 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_predict.py
-	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_memory.py --max-minutes 30
 
 # Face pipeline on a 640x360 face video: frames/s end to end and agreement with per-frame MTCNN; side by
 # side with MediaPipe's per-frame face detection, in an environment of its own (MediaPipe 0.10.21 needs

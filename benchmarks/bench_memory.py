@@ -72,17 +72,23 @@ def resident_bytes(pid: int) -> int:
     return 0
 
 
-def measure(family: str, data: Path, out: Path, limit_bytes: int) -> str:
-    """One family in a fresh process; the line to print."""
+def measure(family: str, data: Path, out: Path, limit_bytes: int, limit_s: float | None = None) -> str:
+    """One family in a fresh process; the line to print. A family still in its epoch after ``limit_s``
+    seconds is stopped, and its peak so far printed as such."""
     proc = subprocess.Popen([sys.executable, __file__, "--child", family, "--data", str(data), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = 0
+    seen, start = 0, time.perf_counter()
     while proc.poll() is None:
         seen = max(seen, resident_bytes(proc.pid))
         if seen > limit_bytes:
             proc.kill()
             proc.wait()
             return f"{family:26s} over {limit_bytes / 2 ** 30:5.1f} GiB: stopped before the end of its epoch"
+        if limit_s is not None and time.perf_counter() - start > limit_s:
+            proc.kill()
+            proc.wait()
+            return (f"{family:26s} {seen / 2 ** 30:6.2f} GiB peak resident over the first {limit_s / 60:g} min; "
+                    f"stopped before the end of its epoch (--max-minutes)")
         time.sleep(0.2)
     stdout, stderr = proc.communicate()
     if proc.returncode < 0:
@@ -102,6 +108,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--limit-gb", type=float, default=16.0, help="stop a family above this resident memory (GiB)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop a family still in its epoch after this long, printing its peak so far (the "
+                             "paper-size epochs of the Tzirakis speech and multimodal networks and of the i3D take "
+                             "hours on 2 cores); default: no limit")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -124,7 +134,8 @@ def main() -> None:
             preprocess_corpus("generic", Path(tmp) / "corpus", data, options=options, progress=False)
         print(f"peak resident memory of one training epoch ({data})")
         for family in families:
-            print(measure(family, data, Path(tmp) / family, int(args.limit_gb * 2 ** 30)), flush=True)
+            limit_s = args.max_minutes * 60 if args.max_minutes is not None else None
+            print(measure(family, data, Path(tmp) / family, int(args.limit_gb * 2 ** 30), limit_s), flush=True)
 
 
 if __name__ == "__main__":
