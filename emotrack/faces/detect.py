@@ -310,7 +310,7 @@ class _LiteNetwork:
     _LARGEST_BATCH = 32
     _KEPT = 64  # interpreters kept per network
 
-    def __init__(self, stage, side: int | None, outputs: Sequence[int], threads: int = 1):
+    def __init__(self, stage, side: int | None, outputs: Sequence[int], threads: int):
         self._content = _lite_model(stage, side)
         self._threads = int(threads)
         self._outputs = tuple(outputs)  # the last dimension of each output, in the Keras model's order
@@ -396,7 +396,7 @@ class _MTCNNStages:
     faces never depend on the frames it is batched with.
     """
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int):
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
         self.pnet = _LiteNetwork(StagePNet, None, (4, 2), threads)
@@ -514,6 +514,7 @@ class FaceDetector:
         self.min_face = min_face
         self.threads = threads
         self._mtcnn = None
+        self._stages: _MTCNNStages | None = None
 
     def _detector(self):
         if self._mtcnn is None:
@@ -523,7 +524,9 @@ class FaceDetector:
         return self._mtcnn
 
     def _staged(self) -> _MTCNNStages:
-        return _shared_stages(self.threads if self.threads is not None else _network_threads())
+        if self._stages is None:  # the thread count is settled on first use, then kept
+            self._stages = _shared_stages(self.threads if self.threads is not None else _network_threads())
+        return self._stages
 
     def warm_up(self) -> None:
         """Load this detector's MTCNN networks now rather than on the first frame."""
